@@ -1,0 +1,74 @@
+# cfiam: Cloudflare user-group membership from Lua (C module + Lua helpers).
+#
+#   make            build the module for LUA_VERSION (build/$(LUA_VERSION)/cfiam.so)
+#   make test       build for Lua 5.4 and LuaJIT and run the busted suite on both
+#   make demo       start the emulator, run examples/replace_members.lua, stop it
+#   make install    install the module, the Lua helpers and the cfiam command
+#   make lint       luacheck over lua/, spec/, examples/ and emulator/
+#   make deps       install the Debian packages the above need (as root)
+#
+# Variable names follow LuaRocks, so a rockspec can forward them unchanged.
+
+LUA_VERSION ?= 5.4
+# Interpreter used by make demo and the cfiam command's #! line.
+LUA         ?= lua$(LUA_VERSION)
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+LUA_INCDIR  ?= /usr/include/lua$(LUA_VERSION)
+LIBDIR      ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
+LUADIR      ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+BINDIR      ?= $(PREFIX)/bin
+PKG_CONFIG  ?= pkg-config
+CC          ?= cc
+CFLAGS      ?= -O2 -fPIC -Wall -Wextra
+LIBFLAG     ?= -shared
+CURL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
+CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
+# Where make test finds LuaJIT's headers (Debian's libluajit2-5.1-dev).
+LUAJIT_INCDIR ?= /usr/include/luajit-2.1
+# Extra flags for sanitizer builds (make test-asan sets them).
+XCFLAGS     ?=
+
+SRC  := $(wildcard csrc/*.c)
+HDR  := $(wildcard csrc/*.h)
+LUA_FILES := $(wildcard lua/cfiam/*.lua)
+BUILD ?= build/$(LUA_VERSION)
+
+.PHONY: all test demo install uninstall lint deps clean
+
+all: $(BUILD)/cfiam.so
+
+# The LuaJIT build (for make test and OpenResty) differs only in headers.
+build/luajit/cfiam.so: LUA_INCDIR = $(LUAJIT_INCDIR)
+
+build/%/cfiam.so: $(SRC) $(HDR)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(XCFLAGS) -fvisibility=hidden -I$(LUA_INCDIR) $(CURL_CFLAGS) \
+	    $(LIBFLAG) -o $@ $(SRC) $(CURL_LIBS)
+
+deps:
+	@sh tools/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory LUA_VERSION=5.4 build/5.4/cfiam.so build/luajit/cfiam.so
+	@sh tools/test.sh
+
+demo: deps all
+	@LUA=$(LUA) BUILD=$(BUILD) sh tools/demo.sh
+
+lint:
+	luacheck lua spec examples emulator bin
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LUADIR)/cfiam $(DESTDIR)$(BINDIR)
+	install -m 0755 $(BUILD)/cfiam.so $(DESTDIR)$(LIBDIR)/cfiam.so
+	install -m 0644 $(LUA_FILES) $(DESTDIR)$(LUADIR)/cfiam/
+	sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/cfiam > $(DESTDIR)$(BINDIR)/cfiam
+	chmod 0755 $(DESTDIR)$(BINDIR)/cfiam
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/cfiam.so $(DESTDIR)$(BINDIR)/cfiam
+	rm -rf $(DESTDIR)$(LUADIR)/cfiam
+
+clean:
+	rm -rf build .tmp

@@ -1,0 +1,59 @@
+/*
+ * cfiam.c: luaopen_cfiam, the entry point of `require "cfiam"`.
+ *
+ * Builds the module table from the C parts (cfiam.new, the request
+ * primitive, update_members, the error metatable), then hands it to the
+ * pure-Lua part, lua/cfiam/extend.lua, which attaches the helpers (list,
+ * plan, sync, ...) and picks the transport. Both halves carry _VERSION and
+ * refuse to run with the other half of another version.
+ */
+#include <string.h>
+#include "cfiam.h"
+
+/* cfiam._error(t) -> t with the error metatable, for errors made in Lua. */
+static int module_error(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    luaL_getmetatable(L, CFIAM_ERROR_MT);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+CFIAM_EXPORT int luaopen_cfiam(lua_State *L) {
+    static int curl_ready = 0;
+    static const luaL_Reg funcs[] = {
+        {"new", cfiam_client_new},
+        {"default_client", cfiam_default_client},
+        {"_error", module_error},
+        {NULL, NULL}};
+    if (!curl_ready) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return luaL_error(L, "cfiam: curl_global_init failed");
+        curl_ready = 1;
+    }
+    cfiam_error_init(L);
+    cfiam_client_init(L);
+    lua_newtable(L);
+    cfiam_setfuncs(L, funcs);
+    cfiam_request_init(L);
+    lua_pushliteral(L, CFIAM_VERSION);
+    lua_setfield(L, -2, "_VERSION");
+    luaL_getmetatable(L, CFIAM_CLIENT_MT);
+    lua_getfield(L, -1, "__index");
+    lua_setfield(L, -3, "_client_methods");
+    lua_pop(L, 1);
+
+    /* package.loaded.cfiam = M first, so that the Lua part can require
+     * "cfiam" without a loop; then require("cfiam.extend")(M). */
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "cfiam");
+    lua_pop(L, 2);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "cfiam.extend");
+    lua_call(L, 1, 1);
+    lua_pushvalue(L, -2);
+    lua_call(L, 1, 0);
+    return 1;
+}

@@ -1,0 +1,197 @@
+/*
+ * cfiam.h: what the C files of the cfiam module share.
+ *
+ * The pieces, one file each:
+ *   cfiam.c          luaopen_cfiam: the module table, then the Lua helpers
+ *   client.c         cfiam.new, options, close/__gc/__tostring, default client
+ *   validate.c       ids, base URLs, credentials and header values
+ *   request.c        the request primitive: URL, body, retry loop, entry points
+ *   transport_curl.c one attempt over libcurl (the blocking transport)
+ *   response.c       a response (status, headers, body) into a result or an error
+ *   retry.c          Retry-After parsing, backoff, the retry decision
+ *   json.c           JSON text straight into Lua tables
+ *   error.c          the error table, its metatable and secret scrubbing
+ *   buf.c            a growable byte buffer
+ *
+ * Memory rule (see STYLE.md §4): everything malloc'd belongs to a client
+ * userdata (freed by close/__gc) or is freed before any Lua call that can
+ * raise. libcurl callbacks never call the Lua API.
+ */
+#ifndef CFIAM_H
+#define CFIAM_H
+
+#include <stddef.h>
+#include <curl/curl.h>
+#include "compat.h"
+
+#define CFIAM_VERSION "0.1.0"
+#define CFIAM_CLIENT_MT "cfiam.client"
+#define CFIAM_ERROR_MT "cfiam.error"
+#define CFIAM_DEFAULT_BASE_URL "https://api.cloudflare.com/client/v4"
+
+#if defined(_WIN32)
+#define CFIAM_EXPORT __declspec(dllexport)
+#else
+#define CFIAM_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* ---- buf.c ------------------------------------------------------------ */
+
+typedef struct cfiam_buf {
+    char *data;
+    size_t len, cap;
+} cfiam_buf;
+
+int cfiam_buf_reserve(cfiam_buf *b, size_t extra); /* 0 when out of memory */
+int cfiam_buf_append(cfiam_buf *b, const char *s, size_t n);
+void cfiam_buf_free(cfiam_buf *b);
+
+/* ---- json.c ----------------------------------------------------------- */
+
+#define CFIAM_JSON_MAX_DEPTH 64
+
+/* Decodes one JSON text and pushes it (null becomes nil, whole numbers
+ * integers on 5.3+). Strings must be valid UTF-8. Returns 1 on success;
+ * on failure pushes nothing, returns 0 and writes a short reason into
+ * why[0..whylen). May raise only Lua memory errors. `scratch` holds
+ * unescaped strings and is owned by the caller. */
+int cfiam_json_decode(lua_State *L, const char *s, size_t len,
+                      cfiam_buf *scratch, char *why, size_t whylen);
+
+/* ---- validate.c ------------------------------------------------------- */
+
+#define CFIAM_ID_LEN 32
+
+int cfiam_is_id(const char *s, size_t len);
+/* Writes at most `cap` bytes of `s` into out as a quoted, printable
+ * rendering for error messages. */
+void cfiam_quote(char *out, size_t cap, const char *s, size_t len);
+
+typedef struct cfiam_url {
+    int https;
+    char host[256];     /* without brackets for IPv6 */
+    int ipv6;
+    int port;           /* explicit or the scheme's default */
+    size_t prefix_off;  /* offset of the path prefix in the base URL */
+} cfiam_url;
+
+/* NULL when `url` is acceptable, else a message (static storage). */
+const char *cfiam_check_base_url(const char *url, size_t len, cfiam_url *out);
+const char *cfiam_check_header_value(const char *v, size_t len);
+int cfiam_is_header_name(const char *s, size_t len);
+int cfiam_is_reserved_header(const char *s, size_t len);
+int cfiam_is_path(const char *s, size_t len);
+
+/* ---- error.c ---------------------------------------------------------- */
+
+/* Error kinds, in the order of the error table in the README. */
+typedef enum {
+    CFIAM_E_INVALID_ARGUMENT, CFIAM_E_AUTH, CFIAM_E_PERMISSION,
+    CFIAM_E_NOT_FOUND, CFIAM_E_RATE_LIMITED, CFIAM_E_API, CFIAM_E_SERVER,
+    CFIAM_E_TIMEOUT, CFIAM_E_NETWORK, CFIAM_E_TLS, CFIAM_E_INVALID_RESPONSE
+} cfiam_kind;
+
+const char *cfiam_kind_name(cfiam_kind k);
+void cfiam_error_init(lua_State *L);         /* the metatable, once */
+/* Pushes a new error table {kind=, message=} with the error metatable. */
+void cfiam_push_error(lua_State *L, cfiam_kind k, const char *message);
+/* Pushes `nil, err` for an invalid argument; returns 2 for lua_CFunction. */
+int cfiam_invalid(lua_State *L, const char *fmt, ...);
+/* Removes every occurrence of the secrets from the strings of the error
+ * table at `idx` (message, errors[i].message, messages[i].message). */
+void cfiam_error_scrub(lua_State *L, int idx, const char *const *secrets);
+
+/* ---- retry.c ---------------------------------------------------------- */
+
+#define CFIAM_RETRY_AFTER_CAP 60.0 /* seconds: longer waits are not waited */
+
+typedef struct cfiam_resp_headers {
+    char ray_id[64];
+    char retry_after[64];
+    char retry_after_ms[32];
+    char should_retry[8];
+    char content_type[96];
+    char location[256];
+} cfiam_resp_headers;
+
+/* Seconds the server asked us to wait (retry-after-ms, then Retry-After as
+ * seconds or HTTP date), or -1 when it said nothing usable. */
+double cfiam_server_wait(const cfiam_resp_headers *h, double now);
+/* The SDKs' backoff: min(0.5 * 2^retries, 8) * (1 - 0.25 * jitter). */
+double cfiam_backoff(int retries_taken);
+/* Whether a status is retried by default (408, 409, 429, 5xx); a
+ * x-should-retry header wins. */
+int cfiam_status_retryable(long status, const cfiam_resp_headers *h);
+/* Sets one captured header from a raw "Name: value" line; ignores others. */
+void cfiam_capture_header(cfiam_resp_headers *h, const char *line, size_t len);
+
+/* ---- client.c --------------------------------------------------------- */
+
+typedef enum { CFIAM_AUTH_NONE, CFIAM_AUTH_TOKEN, CFIAM_AUTH_KEY } cfiam_auth;
+
+typedef struct cfiam_client {
+    CURL *curl;                     /* NULL until first curl request */
+    struct curl_slist *headers;     /* Content-Type first, then the rest */
+    char errbuf[CURL_ERROR_SIZE];
+    cfiam_buf body;                 /* request body, reused */
+    cfiam_buf resp;                 /* response body, reused */
+    cfiam_buf scratch;              /* JSON unescaping, id sets */
+    cfiam_resp_headers rh;          /* headers of the last response */
+    long status;
+    int too_large, oom;             /* set by the write callback */
+    int closed;
+    /* Configuration: these point into strings anchored in the userdata's
+     * user value table, so they live as long as the client. */
+    const char *base_url;           /* without trailing '/' */
+    size_t base_len;
+    const char *config_error;       /* every call fails with this, or NULL */
+    const char *secrets[4];         /* token/key/email to scrub; NULL-ended */
+    cfiam_auth auth;
+    cfiam_url url;
+    double timeout, connect_timeout;
+    int max_retries;
+    size_t max_response_bytes;
+} cfiam_client;
+
+cfiam_client *cfiam_check_client(lua_State *L, int idx); /* raises if closed */
+void cfiam_client_init(lua_State *L);
+int cfiam_client_new(lua_State *L);
+int cfiam_default_client(lua_State *L);
+
+/* ---- request.c -------------------------------------------------------- */
+
+typedef enum { CFIAM_DECODE_RAW, CFIAM_DECODE_MEMBERS } cfiam_decode;
+
+typedef struct cfiam_request {
+    const char *method;
+    int has_body;
+    cfiam_decode decode;
+} cfiam_request;
+
+int cfiam_request_init(lua_State *L); /* registers the request functions */
+
+/* ---- transport_curl.c ------------------------------------------------- */
+
+/* Performs one attempt. Returns CURLE_OK when a response arrived (status,
+ * c->rh and c->resp filled), else the libcurl code. Never raises. */
+CURLcode cfiam_curl_perform(cfiam_client *c, const cfiam_request *rq,
+                            const char *url);
+cfiam_kind cfiam_curl_kind(CURLcode rc, const cfiam_client *c);
+void cfiam_curl_close(cfiam_client *c);
+/* Creates the easy handle on first use (client at stack index 1). */
+int cfiam_curl_ready(cfiam_client *c, lua_State *L);
+
+/* ---- response.c ------------------------------------------------------- */
+
+/* Turns a response into the call's outcome. On success pushes result and
+ * meta and returns 2. On failure pushes the error table and returns -1;
+ * *wait is then the seconds to wait before a retry, or -1 for no retry. */
+int cfiam_response_outcome(lua_State *L, cfiam_client *c,
+                           const cfiam_request *rq, long status,
+                           const cfiam_resp_headers *h, const char *body,
+                           size_t len, int attempt, double *wait);
+/* The same for a failure before any response (kind from the transport). */
+void cfiam_transport_outcome(lua_State *L, cfiam_client *c, cfiam_kind kind,
+                             const char *message, int attempt, double *wait);
+
+#endif

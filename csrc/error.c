@@ -1,0 +1,175 @@
+/*
+ * error.c: the error value. Every runtime failure is `nil, err` where err
+ * is a plain table with the "cfiam.error" metatable:
+ *   kind, message, status, errors, messages, ray_id, attempts, retry_after
+ * __tostring gives "cfiam <kind>: <message> (cf-ray <id>)" on one line, and
+ * __concat lets "x: " .. err work. Secrets never reach these strings:
+ * cfiam_error_scrub removes them from anything a server sent back.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include "cfiam.h"
+
+static const char *const kind_names[] = {
+    "invalid_argument", "auth", "permission", "not_found", "rate_limited",
+    "api", "server", "timeout", "network", "tls", "invalid_response"};
+
+const char *cfiam_kind_name(cfiam_kind k) { return kind_names[k]; }
+
+/* __tostring: one line, kind first. */
+static int error_tostring(lua_State *L) {
+    luaL_Buffer b;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, "cfiam ");
+    /* each field is pushed, then added with luaL_addvalue (balanced) */
+    lua_getfield(L, 1, "kind");
+    if (lua_isstring(L, -1))
+        luaL_addvalue(&b);
+    else {
+        lua_pop(L, 1);
+        luaL_addstring(&b, "error");
+    }
+    lua_getfield(L, 1, "message");
+    if (lua_isstring(L, -1)) {
+        lua_pop(L, 1);
+        luaL_addstring(&b, ": ");
+        lua_getfield(L, 1, "message");
+        luaL_addvalue(&b);
+    } else {
+        lua_pop(L, 1);
+    }
+    lua_getfield(L, 1, "ray_id");
+    if (lua_isstring(L, -1)) {
+        lua_pop(L, 1);
+        luaL_addstring(&b, " (cf-ray ");
+        lua_getfield(L, 1, "ray_id");
+        luaL_addvalue(&b);
+        luaL_addstring(&b, ")");
+    } else {
+        lua_pop(L, 1);
+    }
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* __concat: either operand may be the error. */
+static int error_concat(lua_State *L) {
+    int i;
+    for (i = 1; i <= 2; i++) {
+        if (lua_istable(L, i)) {
+            lua_pushcfunction(L, error_tostring);
+            lua_pushvalue(L, i);
+            lua_call(L, 1, 1);
+            lua_replace(L, i);
+        } else if (!lua_isstring(L, i)) {
+            return luaL_error(L, "attempt to concatenate a %s value",
+                              luaL_typename(L, i));
+        }
+    }
+    lua_concat(L, 2);
+    return 1;
+}
+
+void cfiam_error_init(lua_State *L) {
+    if (luaL_newmetatable(L, CFIAM_ERROR_MT)) {
+        lua_pushcfunction(L, error_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushcfunction(L, error_concat);
+        lua_setfield(L, -2, "__concat");
+        lua_pushliteral(L, CFIAM_ERROR_MT);
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
+}
+
+void cfiam_push_error(lua_State *L, cfiam_kind k, const char *message) {
+    lua_createtable(L, 0, 8);
+    lua_pushstring(L, kind_names[k]);
+    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, message);
+    lua_setfield(L, -2, "message");
+    luaL_getmetatable(L, CFIAM_ERROR_MT);
+    lua_setmetatable(L, -2);
+}
+
+int cfiam_invalid(lua_State *L, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    lua_pushnil(L);
+    cfiam_push_error(L, CFIAM_E_INVALID_ARGUMENT, msg);
+    lua_pushinteger(L, 0);
+    lua_setfield(L, -2, "attempts");
+    return 2;
+}
+
+/* Replaces the string at the top of the stack by a copy without secrets. */
+static void scrub_top(lua_State *L, const char *const *secrets) {
+    size_t len, i;
+    const char *s = lua_tolstring(L, -1, &len);
+    int k, found = 0;
+    luaL_Buffer b;
+    for (k = 0; secrets[k]; k++)
+        if (strstr(s, secrets[k]))
+            found = 1;
+    if (!found)
+        return;
+    luaL_buffinit(L, &b); /* the original string stays below the buffer */
+    for (i = 0; i < len;) {
+        int hit = 0;
+        for (k = 0; secrets[k]; k++) {
+            size_t n = strlen(secrets[k]);
+            if (n && n <= len - i && memcmp(s + i, secrets[k], n) == 0) {
+                luaL_addstring(&b, "[redacted]");
+                i += n;
+                hit = 1;
+                break;
+            }
+        }
+        if (!hit)
+            luaL_addchar(&b, s[i++]);
+    }
+    luaL_pushresult(&b);
+    lua_remove(L, -2);
+}
+
+static void scrub_field(lua_State *L, int t, const char *field,
+                        const char *const *secrets) {
+    lua_getfield(L, t, field);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        scrub_top(L, secrets);
+        lua_setfield(L, t, field);
+    } else {
+        lua_pop(L, 1);
+    }
+}
+
+static void scrub_list(lua_State *L, int t, const char *field,
+                       const char *const *secrets) {
+    size_t i, n;
+    lua_getfield(L, t, field);
+    if (lua_istable(L, -1)) {
+        int list = lua_gettop(L);
+        n = cfiam_rawlen(L, list);
+        for (i = 1; i <= n; i++) {
+            lua_rawgeti(L, list, (int)i);
+            if (lua_istable(L, -1))
+                scrub_field(L, lua_gettop(L), "message", secrets);
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+}
+
+void cfiam_error_scrub(lua_State *L, int idx, const char *const *secrets) {
+    idx = cfiam_absindex(L, idx);
+    if (secrets == NULL || secrets[0] == NULL)
+        return;
+    scrub_field(L, idx, "message", secrets);
+    scrub_list(L, idx, "errors", secrets);
+    scrub_list(L, idx, "messages", secrets);
+}

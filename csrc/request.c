@@ -1,0 +1,553 @@
+/*
+ * request.c: the request primitive every cfiam call goes through.
+ *
+ *   client:request(method, path [, opts]) -> result, meta | nil, err
+ *   client:update_members(account, group, ids [, opts]) -> members | nil, err
+ *
+ * opts of request: query (table), ids (array of ids: a members body),
+ * allow_empty, json (a pre-encoded body string), decode ("members").
+ * Steps: validate (nothing is sent on a bad argument), build the URL and
+ * the body into client-owned buffers, then attempt/decide/wait up to
+ * max_retries times. The cosocket transport (lua/cfiam/cosocket.lua) uses
+ * the same steps through client:_prepare, client:_outcome and
+ * client:_failure, so both transports validate, retry and fail alike.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "cfiam.h"
+
+
+static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE",
+                                      NULL};
+
+/* ---- ids: validation, de-duplication and the JSON body ---------------- */
+
+static int hexval(char c) {
+    return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+}
+
+/* Reads element i of the ids table: a string or { id = string }. Raises
+ * on other Lua types (a programmer error). */
+static const char *id_at(lua_State *L, int t, size_t i, const char *what,
+                         size_t *len) {
+    const char *s;
+    lua_rawgeti(L, t, (int)i);
+    if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "id");
+        lua_remove(L, -2);
+    }
+    if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "%s[%d] must be a string or a table { id = string }, "
+                      "got %s", what, (int)i, luaL_typename(L, -1));
+    s = lua_tolstring(L, -1, len);
+    lua_pop(L, 1); /* still anchored by the ids table */
+    return s;
+}
+
+/* Validates the ids at `t` and writes `[{"id":"..."},...]` into c->body,
+ * dropping duplicates (case-insensitive) and keeping first occurrences in
+ * order. Returns 0, or pushes `nil, err` and returns 2. The duplicate set
+ * lives in c->scratch: slots of uint32 (index + 1) then 16-byte ids. */
+static int build_ids_body(lua_State *L, cfiam_client *c, int t, int allow_empty,
+                          const char *what) {
+    size_t n, cap = 16, i, unique = 0, need;
+    uint32_t *slots;
+    unsigned char *keys;
+    luaL_checktype(L, t, LUA_TTABLE);
+    n = cfiam_rawlen(L, t);
+    while (cap < n * 2)
+        cap *= 2;
+    need = cap * sizeof(uint32_t) + n * 16;
+    c->scratch.len = 0;
+    c->body.len = 0;
+    if (!cfiam_buf_reserve(&c->scratch, need) ||
+        !cfiam_buf_reserve(&c->body, n * 42 + 2))
+        return luaL_error(L, "cfiam: out of memory");
+    slots = (uint32_t *)(void *)c->scratch.data;
+    keys = (unsigned char *)c->scratch.data + cap * sizeof(uint32_t);
+    memset(slots, 0, cap * sizeof(uint32_t));
+    c->body.data[c->body.len++] = '[';
+    for (i = 1; i <= n; i++) {
+        size_t len, k;
+        const char *s = id_at(L, t, i, what, &len);
+        unsigned char *key = keys + unique * 16;
+        uint64_t h = 0;
+        size_t slot;
+        if (!cfiam_is_id(s, len)) {
+            char q[64];
+            cfiam_quote(q, sizeof(q), s, len);
+            return cfiam_invalid(L, "%s[%d]: expected a 32-character "
+                                    "hexadecimal member id, got %s",
+                                 what, (int)i, q);
+        }
+        for (k = 0; k < 16; k++)
+            key[k] = (unsigned char)(hexval(s[2 * k]) << 4 | hexval(s[2 * k + 1]));
+        memcpy(&h, key, 8);
+        h *= 0x9e3779b97f4a7c15ULL;
+        for (slot = (size_t)(h >> 32) & (cap - 1); slots[slot];
+             slot = (slot + 1) & (cap - 1))
+            if (memcmp(keys + (slots[slot] - 1) * 16, key, 16) == 0)
+                break;
+        if (slots[slot])
+            continue; /* a duplicate */
+        slots[slot] = (uint32_t)(++unique);
+        {
+            char *o = c->body.data + c->body.len;
+            memcpy(o, "{\"id\":\"", 7);
+            for (k = 0; k < 32; k++) /* lower case, as the API writes ids */
+                o[7 + k] = (char)(s[k] >= 'A' && s[k] <= 'F' ? s[k] | 0x20 : s[k]);
+            memcpy(o + 39, "\"},", 3);
+            c->body.len += 42;
+        }
+    }
+    if (unique == 0 && !allow_empty)
+        return cfiam_invalid(L, "%s is empty: replacing with an empty list "
+                                "removes every member of the group (pass "
+                                "allow_empty = true to mean that)", what);
+    if (unique > 0)
+        c->body.len--; /* the last ',' */
+    c->body.data[c->body.len++] = ']';
+    return 0;
+}
+
+/* ---- URL --------------------------------------------------------------- */
+
+static void add_escaped(luaL_Buffer *b, const char *s, size_t len) {
+    static const char hex[] = "0123456789ABCDEF";
+    size_t i;
+    for (i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+            (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' ||
+            ch == '~') {
+            luaL_addchar(b, (char)ch);
+        } else {
+            luaL_addchar(b, '%');
+            luaL_addchar(b, hex[ch >> 4]);
+            luaL_addchar(b, hex[ch & 15]);
+        }
+    }
+}
+
+/* Pushes the query string ("" or "?a=1&b=x") for the table at `q`, keys
+ * in sorted order so that a request is always written the same way. */
+static const char *push_query(lua_State *L, int q) {
+    int nkeys = 0, i, j, keys;
+    luaL_Buffer b;
+    lua_newtable(L);
+    keys = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, q)) {
+        int vt = lua_type(L, -1);
+        if (lua_type(L, -2) != LUA_TSTRING)
+            luaL_error(L, "query keys must be strings");
+        if (vt != LUA_TSTRING && vt != LUA_TNUMBER && vt != LUA_TBOOLEAN)
+            luaL_error(L, "query value '%s' must be a string, number or "
+                          "boolean", lua_tostring(L, -2));
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, keys, ++nkeys);
+    }
+    for (i = 2; i <= nkeys; i++) { /* insertion sort: a handful of keys */
+        for (j = i; j > 1; j--) {
+            lua_rawgeti(L, keys, j - 1);
+            lua_rawgeti(L, keys, j);
+            if (strcmp(lua_tostring(L, -2), lua_tostring(L, -1)) <= 0) {
+                lua_pop(L, 2);
+                break;
+            }
+            lua_rawseti(L, keys, j - 1);
+            lua_rawseti(L, keys, j);
+        }
+    }
+    for (i = 1; i <= nkeys; i++) { /* one "?k=v" or "&k=v" piece each */
+        const char *k, *v;
+        size_t kl, vl;
+        char num[64];
+        lua_rawgeti(L, keys, i);
+        lua_pushvalue(L, -1);
+        lua_gettable(L, q);
+        if (lua_type(L, -1) == LUA_TNUMBER) {
+            double d = (double)lua_tonumber(L, -1);
+            if (d == floor(d) && fabs(d) < 1e15)
+                snprintf(num, sizeof(num), "%.0f", d);
+            else
+                snprintf(num, sizeof(num), "%.17g", d);
+            v = num;
+            vl = strlen(num);
+        } else if (lua_type(L, -1) == LUA_TBOOLEAN) {
+            v = lua_toboolean(L, -1) ? "true" : "false";
+            vl = strlen(v);
+        } else {
+            v = lua_tolstring(L, -1, &vl);
+        }
+        k = lua_tolstring(L, -2, &kl);
+        /* key and value stay below the buffer, which is balanced */
+        luaL_buffinit(L, &b);
+        luaL_addchar(&b, i == 1 ? '?' : '&');
+        add_escaped(&b, k, kl);
+        luaL_addchar(&b, '=');
+        add_escaped(&b, v, vl);
+        luaL_pushresult(&b);
+        lua_replace(L, -3);
+        lua_pop(L, 1);
+    }
+    lua_concat(L, nkeys);
+    lua_remove(L, keys);
+    return lua_tostring(L, -1);
+}
+
+/* ---- preparing a request ------------------------------------------------ */
+
+/* Validates method, path and opts, fills rq and c->body, and pushes the
+ * path-and-query ("target"). Returns 0, or pushes nil, err and returns 2.
+ * Stack: 1 client, 2 method, 3 path, 4 opts (or nil). */
+static int prepare(lua_State *L, cfiam_client *c, cfiam_request *rq) {
+    size_t plen;
+    const char *method = luaL_checkstring(L, 2);
+    const char *path = luaL_checklstring(L, 3, &plen);
+    int i, opts = 4;
+    char q[64];
+    for (i = 0; methods[i]; i++)
+        if (strcmp(methods[i], method) == 0)
+            break;
+    if (methods[i] == NULL)
+        luaL_argerror(L, 2, "method must be GET, POST, PUT, PATCH or DELETE");
+    if (!lua_isnoneornil(L, opts))
+        luaL_checktype(L, opts, LUA_TTABLE);
+    else {
+        lua_settop(L, 3);
+        lua_newtable(L);
+    }
+    rq->method = methods[i];
+    rq->has_body = 0;
+    rq->decode = CFIAM_DECODE_RAW;
+    if (c->config_error)
+        return cfiam_invalid(L, "%s", c->config_error);
+    if (!cfiam_is_path(path, plen)) {
+        cfiam_quote(q, sizeof(q), path, plen);
+        return cfiam_invalid(L, "path: expected '/' and URL path characters, "
+                                "got %s", q);
+    }
+    lua_getfield(L, opts, "decode");
+    if (lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "members") == 0)
+        rq->decode = CFIAM_DECODE_MEMBERS;
+    lua_pop(L, 1);
+    lua_getfield(L, opts, "ids");
+    if (!lua_isnil(L, -1)) {
+        int r;
+        lua_getfield(L, opts, "allow_empty");
+        r = build_ids_body(L, c, lua_gettop(L) - 1, lua_toboolean(L, -1), "ids");
+        if (r)
+            return r;
+        lua_pop(L, 1);
+        rq->has_body = 1;
+    } else {
+        lua_getfield(L, opts, "json");
+        if (!lua_isnil(L, -1)) {
+            size_t jl;
+            const char *j = luaL_checklstring(L, -1, &jl);
+            c->body.len = 0;
+            if (!cfiam_buf_append(&c->body, j, jl))
+                return luaL_error(L, "cfiam: out of memory");
+            rq->has_body = 1;
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    /* target = path .. query */
+    lua_pushvalue(L, 3);
+    lua_getfield(L, opts, "query");
+    if (lua_istable(L, -1)) {
+        int qi = lua_gettop(L);
+        push_query(L, qi);
+        lua_remove(L, qi);
+    } else {
+        lua_pop(L, 1);
+        lua_pushliteral(L, "");
+    }
+    lua_concat(L, 2);
+    return 0;
+}
+
+/* "/accounts/A/iam/user_groups/G/members", after checking both ids. */
+static int push_members_path(lua_State *L, int a, int g) {
+    size_t al, gl;
+    const char *acc = luaL_checklstring(L, a, &al);
+    const char *grp = luaL_checklstring(L, g, &gl);
+    char q[64];
+    if (!cfiam_is_id(acc, al)) {
+        cfiam_quote(q, sizeof(q), acc, al);
+        return cfiam_invalid(L, "account: expected a 32-character hexadecimal"
+                                " id, got %s", q);
+    }
+    if (!cfiam_is_id(grp, gl)) {
+        cfiam_quote(q, sizeof(q), grp, gl);
+        return cfiam_invalid(L, "group: expected a 32-character hexadecimal "
+                                "id, got %s", q);
+    }
+    lua_pushfstring(L, "/accounts/%s/iam/user_groups/%s/members", acc, grp);
+    return 0;
+}
+
+/* ---- the curl path ------------------------------------------------------ */
+
+static void sleep_seconds(double s) {
+    struct timespec ts;
+    if (s <= 0)
+        return;
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* Attempts, decides and waits; the target is at the top of the stack.
+ * Returns the Lua results: result, meta or nil, err. */
+static int perform(lua_State *L, cfiam_client *c, const cfiam_request *rq) {
+    int attempt;
+    lua_pushlstring(L, c->base_url, c->base_len);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
+    if (!cfiam_curl_ready(c, L))
+        return luaL_error(L, "cfiam: cannot create a libcurl handle");
+    for (attempt = 1;; attempt++) {
+        double wait = -1;
+        CURLcode rc = cfiam_curl_perform(c, rq, lua_tostring(L, -1));
+        if (rc == CURLE_OK) {
+            int n = cfiam_response_outcome(L, c, rq, c->status, &c->rh,
+                                           c->resp.data ? c->resp.data : "",
+                                           c->resp.len, attempt, &wait);
+            if (n > 0)
+                return n;
+        } else {
+            char msg[CURL_ERROR_SIZE + 64];
+            if (c->oom)
+                return luaL_error(L, "cfiam: out of memory");
+            if (c->too_large || rc == CURLE_FILESIZE_EXCEEDED)
+                snprintf(msg, sizeof(msg), "the response body is larger than "
+                         "max_response_bytes (%.0f bytes)",
+                         (double)c->max_response_bytes);
+            else
+                snprintf(msg, sizeof(msg), "%s",
+                         c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
+            cfiam_transport_outcome(L, c, cfiam_curl_kind(rc, c), msg, attempt,
+                                    &wait);
+        }
+        if (wait < 0 || attempt > c->max_retries) {
+            lua_pushnil(L);
+            lua_insert(L, -2);
+            return 2;
+        }
+        lua_pop(L, 1);
+        sleep_seconds(wait);
+    }
+}
+
+/* client:request(method, path [, opts]) */
+static int client_request(lua_State *L) {
+    cfiam_client *c = cfiam_check_client(L, 1);
+    cfiam_request rq;
+    int r;
+    lua_settop(L, 4);
+    if ((r = prepare(L, c, &rq)) != 0)
+        return r;
+    return perform(L, c, &rq);
+}
+
+/* client:update_members(account, group, ids [, opts]) */
+static int client_update_members(lua_State *L) {
+    cfiam_client *c = cfiam_check_client(L, 1);
+    cfiam_request rq;
+    int r, allow_empty = 0;
+    lua_settop(L, 5);
+    luaL_checktype(L, 4, LUA_TTABLE);
+    if (!lua_isnil(L, 5)) {
+        luaL_checktype(L, 5, LUA_TTABLE);
+        lua_getfield(L, 5, "allow_empty");
+        allow_empty = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    if (c->config_error)
+        return cfiam_invalid(L, "%s", c->config_error);
+    if ((r = push_members_path(L, 2, 3)) != 0)
+        return r;
+    if ((r = build_ids_body(L, c, 4, allow_empty, "ids")) != 0)
+        return r;
+    rq.method = "PUT";
+    rq.has_body = 1;
+    rq.decode = CFIAM_DECODE_MEMBERS;
+    perform(L, c, &rq);
+    if (lua_isnil(L, -2))
+        return 2;  /* nil, err */
+    lua_pop(L, 1); /* the members only, without meta */
+    return 1;
+}
+
+/* ---- the pieces the cosocket transport reuses --------------------------- */
+
+/* client:_prepare(method, path [, opts]) -> { method, target, headers,
+ * body, decode } or nil, err. headers is the block of "Name: value\r\n"
+ * lines (no Host), as libcurl would send them. */
+static int client_prepare(lua_State *L) {
+    cfiam_client *c = cfiam_check_client(L, 1);
+    cfiam_request rq;
+    struct curl_slist *h;
+    luaL_Buffer b;
+    int r;
+    lua_settop(L, 4);
+    if ((r = prepare(L, c, &rq)) != 0)
+        return r;
+    lua_createtable(L, 0, 6);
+    lua_insert(L, -2);
+    lua_setfield(L, -2, "target");
+    lua_pushstring(L, rq.method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, rq.decode == CFIAM_DECODE_MEMBERS ? "members" : "raw");
+    lua_setfield(L, -2, "decode");
+    if (rq.has_body) {
+        lua_pushlstring(L, c->body.data, c->body.len);
+        lua_setfield(L, -2, "body");
+    }
+    luaL_buffinit(L, &b);
+    for (h = rq.has_body ? c->headers : c->headers->next; h; h = h->next) {
+        const char *colon = strchr(h->data, ':');
+        if (colon && colon[1] == '\0')
+            continue; /* "Expect:" only tells libcurl to send nothing */
+        luaL_addstring(&b, h->data);
+        luaL_addstring(&b, "\r\n");
+    }
+    luaL_pushresult(&b);
+    lua_setfield(L, -2, "headers");
+    return 1;
+}
+
+/* client:_members_path(account, group) -> path | nil, err */
+static int client_members_path(lua_State *L) {
+    cfiam_client *c = cfiam_check_client(L, 1);
+    int r;
+    if (c->config_error)
+        return cfiam_invalid(L, "%s", c->config_error);
+    r = push_members_path(L, 2, 3);
+    return r ? r : 1;
+}
+
+static void push_wait(lua_State *L, double wait) {
+    if (wait >= 0)
+        lua_pushnumber(L, wait);
+    else
+        lua_pushnil(L);
+}
+
+/* client:_outcome(decode, attempt, status, headers, body)
+ *   -> result, meta | nil, err, wait (seconds, or nil for no retry) */
+static int client_outcome(lua_State *L) {
+    cfiam_client *c = cfiam_check_client(L, 1);
+    cfiam_request rq;
+    cfiam_resp_headers h;
+    size_t len;
+    const char *body;
+    int attempt = (int)luaL_checkinteger(L, 3), n;
+    long status = (long)luaL_checkinteger(L, 4);
+    double wait;
+    luaL_checktype(L, 5, LUA_TTABLE);
+    body = luaL_optlstring(L, 6, "", &len);
+    lua_settop(L, 6);
+    rq.method = "GET";
+    rq.has_body = 0;
+    rq.decode = strcmp(luaL_checkstring(L, 2), "members") == 0
+                    ? CFIAM_DECODE_MEMBERS
+                    : CFIAM_DECODE_RAW;
+    memset(&h, 0, sizeof(h));
+    lua_pushnil(L);
+    while (lua_next(L, 5)) { /* { ["retry-after"] = "1", ... } */
+        if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
+            lua_pushvalue(L, -2);
+            lua_pushliteral(L, ": ");
+            lua_pushvalue(L, -3);
+            lua_concat(L, 3);
+            {
+                size_t ll;
+                const char *line = lua_tolstring(L, -1, &ll);
+                cfiam_capture_header(&h, line, ll);
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    n = cfiam_response_outcome(L, c, &rq, status, &h, body, len, attempt, &wait);
+    if (n > 0)
+        return n;
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    push_wait(L, attempt > c->max_retries ? -1 : wait);
+    return 3;
+}
+
+/* client:_failure(kind, message, attempt) -> nil, err, wait */
+static int client_failure(lua_State *L) {
+    static const char *const kinds[] = {"timeout", "network", "tls",
+                                        "invalid_response", NULL};
+    static const cfiam_kind codes[] = {CFIAM_E_TIMEOUT, CFIAM_E_NETWORK,
+                                       CFIAM_E_TLS, CFIAM_E_INVALID_RESPONSE};
+    cfiam_client *c = cfiam_check_client(L, 1);
+    int k = luaL_checkoption(L, 2, NULL, kinds);
+    const char *msg = luaL_checkstring(L, 3);
+    int attempt = (int)luaL_checkinteger(L, 4);
+    double wait;
+    lua_pushnil(L);
+    cfiam_transport_outcome(L, c, codes[k], msg, attempt, &wait);
+    push_wait(L, attempt > c->max_retries ? -1 : wait);
+    return 3;
+}
+
+/* ---- module-level functions on the default client ----------------------- */
+
+static int with_default(lua_State *L, lua_CFunction f) {
+    cfiam_default_client(L);
+    lua_insert(L, 1);
+    return f(L);
+}
+
+static int module_update_members(lua_State *L) {
+    return with_default(L, client_update_members);
+}
+
+static int module_request(lua_State *L) {
+    return with_default(L, client_request);
+}
+
+/* cfiam.is_id(s) -> boolean */
+static int module_is_id(lua_State *L) {
+    size_t len;
+    const char *s = lua_tolstring(L, 1, &len);
+    lua_pushboolean(L, lua_type(L, 1) == LUA_TSTRING && cfiam_is_id(s, len));
+    return 1;
+}
+
+int cfiam_request_init(lua_State *L) {
+    static const luaL_Reg client_methods[] = {
+        {"request", client_request},
+        {"update_members", client_update_members},
+        {"_prepare", client_prepare},
+        {"_members_path", client_members_path},
+        {"_outcome", client_outcome},
+        {"_failure", client_failure},
+        {NULL, NULL}};
+    static const luaL_Reg module_funcs[] = {
+        {"request", module_request},
+        {"update_members", module_update_members},
+        {"is_id", module_is_id},
+        {NULL, NULL}};
+    /* module table at -1 */
+    cfiam_setfuncs(L, module_funcs);
+    luaL_getmetatable(L, CFIAM_CLIENT_MT);
+    lua_getfield(L, -1, "__index");
+    cfiam_setfuncs(L, client_methods);
+    lua_pop(L, 2);
+    return 0;
+}

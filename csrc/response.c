@@ -1,0 +1,265 @@
+/*
+ * response.c: what a response means. The HTTP status decides the error
+ * kind; the body is read for Cloudflare's envelope (success, errors,
+ * messages, result, result_info) when it is JSON, and its first line is
+ * quoted when it is not. Shared by both transports: libcurl calls it from
+ * C, the cosocket transport through client:_outcome().
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include "cfiam.h"
+
+/* A bounded message builder (no Lua stack use while it runs). */
+typedef struct {
+    char s[1024];
+    size_t n;
+} msgbuf;
+
+static void msg_add(msgbuf *m, const char *s, size_t len) {
+    size_t i;
+    for (i = 0; i < len && m->n + 4 < sizeof(m->s); i++) {
+        unsigned char c = (unsigned char)s[i];
+        m->s[m->n++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c; /* one line */
+    }
+    if (i < len && m->n + 4 >= sizeof(m->s)) {
+        memcpy(m->s + m->n, "...", 3);
+        m->n += 3;
+    }
+    m->s[m->n] = '\0';
+}
+
+static void msg_str(msgbuf *m, const char *s) { msg_add(m, s, strlen(s)); }
+
+/* Appends "[code] message; ..." from an errors array at `idx`. */
+static void msg_errors(lua_State *L, msgbuf *m, int idx) {
+    size_t i, n = cfiam_rawlen(L, idx);
+    for (i = 1; i <= n; i++) {
+        lua_rawgeti(L, idx, (int)i);
+        if (lua_istable(L, -1)) {
+            char code[32] = "";
+            lua_getfield(L, -1, "code");
+            if (lua_type(L, -1) == LUA_TNUMBER)
+                snprintf(code, sizeof(code), "[%.0f] ", (double)lua_tonumber(L, -1));
+            lua_getfield(L, -2, "message");
+            msg_str(m, i > 1 ? "; " : " ");
+            msg_str(m, code);
+            if (lua_type(L, -1) == LUA_TSTRING)
+                msg_str(m, lua_tostring(L, -1));
+            lua_pop(L, 2);
+        }
+        lua_pop(L, 1);
+    }
+}
+
+static cfiam_kind status_kind(long status) {
+    if (status == 401) return CFIAM_E_AUTH;
+    if (status == 403) return CFIAM_E_PERMISSION;
+    if (status == 404) return CFIAM_E_NOT_FOUND;
+    if (status == 429) return CFIAM_E_RATE_LIMITED;
+    if (status >= 500 && status <= 599) return CFIAM_E_SERVER;
+    if (status >= 400 && status <= 499) return CFIAM_E_API;
+    return CFIAM_E_INVALID_RESPONSE;
+}
+
+/* Sets err.status, err.ray_id, err.attempts (err at the top). */
+static void set_common(lua_State *L, long status, const cfiam_resp_headers *h,
+                       int attempt) {
+    if (status > 0) {
+        lua_pushinteger(L, (lua_Integer)status);
+        lua_setfield(L, -2, "status");
+    }
+    if (h && h->ray_id[0]) {
+        lua_pushstring(L, h->ray_id);
+        lua_setfield(L, -2, "ray_id");
+    }
+    lua_pushinteger(L, attempt);
+    lua_setfield(L, -2, "attempts");
+}
+
+/* Copies env[field] (an array) into err[field], or an empty array. */
+static void copy_list(lua_State *L, int env, const char *field) {
+    if (env) {
+        lua_getfield(L, env, field);
+        if (!lua_istable(L, -1)) {
+            lua_pop(L, 1);
+            lua_newtable(L);
+        }
+    } else {
+        lua_newtable(L);
+    }
+    lua_setfield(L, -2, field);
+}
+
+/* Pushes the error for an error status or a success:false envelope.
+ * `env` is the decoded envelope's index, or 0 when the body was not one. */
+static void push_status_error(lua_State *L, cfiam_kind kind, long status,
+                              const cfiam_resp_headers *h, int env,
+                              const char *body, size_t len, int attempt) {
+    msgbuf m;
+    char head[96];
+    m.n = 0;
+    m.s[0] = '\0';
+    if (status >= 300 && status < 400) {
+        snprintf(head, sizeof(head), "HTTP %ld redirect", status);
+        msg_str(&m, head);
+        if (h && h->location[0]) {
+            msg_str(&m, " to ");
+            msg_str(&m, h->location);
+        }
+        msg_str(&m, " not followed (cfiam never follows redirects)");
+    } else {
+        snprintf(head, sizeof(head), "HTTP %ld%s", status,
+                 status >= 200 && status < 300 ? ", success false:" : ":");
+        msg_str(&m, head);
+        if (env) {
+            lua_getfield(L, env, "errors");
+            if (lua_istable(L, -1) && cfiam_rawlen(L, -1) > 0)
+                msg_errors(L, &m, lua_gettop(L));
+            else
+                msg_str(&m, " no error details");
+            lua_pop(L, 1);
+        } else {
+            const char *nl = memchr(body, '\n', len);
+            size_t first = nl ? (size_t)(nl - body) : len;
+            if (first > 200)
+                first = 200;
+            while (first > 0 && (body[first - 1] == '\r' || body[first - 1] == ' '))
+                first--;
+            if (first == 0) {
+                msg_str(&m, " empty body");
+            } else {
+                msg_str(&m, " ");
+                msg_add(&m, body, first);
+            }
+        }
+    }
+    cfiam_push_error(L, kind, m.s);
+    copy_list(L, env, "errors");
+    copy_list(L, env, "messages");
+    set_common(L, status, h, attempt);
+}
+
+/* Checks a members result at the top (nil becomes {}). NULL when fine. */
+static const char *check_members(lua_State *L) {
+    size_t i, n;
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        return NULL;
+    }
+    if (!lua_istable(L, -1))
+        return "result is not an array of members";
+    n = cfiam_rawlen(L, -1);
+    for (i = 1; i <= n; i++) {
+        int ok;
+        lua_rawgeti(L, -1, (int)i);
+        ok = lua_istable(L, -1);
+        if (ok) {
+            lua_getfield(L, -1, "id");
+            ok = lua_type(L, -1) == LUA_TSTRING;
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+        if (!ok)
+            return "result has a member without a string id";
+    }
+    return NULL;
+}
+
+static int fail_invalid(lua_State *L, cfiam_client *c, long status,
+                        const cfiam_resp_headers *h, int attempt,
+                        const char *what, const char *why) {
+    char msg[300];
+    snprintf(msg, sizeof(msg), "HTTP %ld: %s%s%s", status, what,
+             why ? ": " : "", why ? why : "");
+    cfiam_push_error(L, CFIAM_E_INVALID_RESPONSE, msg);
+    set_common(L, status, h, attempt);
+    cfiam_error_scrub(L, -1, c->secrets);
+    return -1;
+}
+
+int cfiam_response_outcome(lua_State *L, cfiam_client *c,
+                           const cfiam_request *rq, long status,
+                           const cfiam_resp_headers *h, const char *body,
+                           size_t len, int attempt, double *wait) {
+    char why[96];
+    int top = lua_gettop(L), env = 0;
+    *wait = -1;
+    if (status >= 200 && status < 300) {
+        const char *bad;
+        if (!cfiam_json_decode(L, body, len, &c->scratch, why, sizeof(why)))
+            return fail_invalid(L, c, status, h, attempt,
+                                "the body is not JSON", why);
+        if (lua_istable(L, top + 1))
+            lua_getfield(L, top + 1, "success");
+        else
+            lua_pushnil(L);
+        if (!lua_isboolean(L, -1)) {
+            lua_settop(L, top);
+            return fail_invalid(L, c, status, h, attempt,
+                                "the body is not the API envelope", NULL);
+        }
+        if (!lua_toboolean(L, -1)) {
+            lua_pop(L, 1);
+            push_status_error(L, CFIAM_E_API, status, h, top + 1, body, len,
+                              attempt);
+            lua_remove(L, top + 1);
+            cfiam_error_scrub(L, -1, c->secrets);
+            return -1;
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, top + 1, "result");
+        if (rq->decode == CFIAM_DECODE_MEMBERS && (bad = check_members(L))) {
+            lua_settop(L, top);
+            return fail_invalid(L, c, status, h, attempt, bad, NULL);
+        }
+        /* meta: status, result_info, messages, ray_id, attempts */
+        lua_createtable(L, 0, 5);
+        lua_getfield(L, top + 1, "result_info");
+        lua_setfield(L, -2, "result_info");
+        lua_getfield(L, top + 1, "messages");
+        lua_setfield(L, -2, "messages");
+        set_common(L, status, h, attempt);
+        lua_remove(L, top + 1);
+        return 2;
+    }
+    /* An error status: the kind comes from the status alone. */
+    if (len > 0 && cfiam_json_decode(L, body, len, &c->scratch, NULL, 0)) {
+        if (lua_istable(L, -1))
+            env = top + 1;
+        else
+            lua_settop(L, top);
+    }
+    push_status_error(L, status_kind(status), status, h, env, body, len,
+                      attempt);
+    if (env)
+        lua_remove(L, env);
+    if (status >= 400 && cfiam_status_retryable(status, h)) {
+        double sw = cfiam_server_wait(h, (double)time(NULL));
+        if (sw > 0) {
+            lua_pushnumber(L, sw);
+            lua_setfield(L, -2, "retry_after");
+        }
+        if (sw > CFIAM_RETRY_AFTER_CAP)
+            *wait = -1; /* not worth a hang: the caller decides */
+        else
+            *wait = sw > 0 ? sw : cfiam_backoff(attempt - 1);
+    }
+    cfiam_error_scrub(L, -1, c->secrets);
+    return -1;
+}
+
+void cfiam_transport_outcome(lua_State *L, cfiam_client *c, cfiam_kind kind,
+                             const char *message, int attempt, double *wait) {
+    cfiam_push_error(L, kind, message);
+    lua_newtable(L);
+    lua_setfield(L, -2, "errors");
+    lua_newtable(L);
+    lua_setfield(L, -2, "messages");
+    set_common(L, 0, NULL, attempt);
+    cfiam_error_scrub(L, -1, c->secrets);
+    *wait = (kind == CFIAM_E_NETWORK || kind == CFIAM_E_TIMEOUT)
+                ? cfiam_backoff(attempt - 1)
+                : -1;
+}

@@ -1,0 +1,231 @@
+/*
+ * validate.c: the checks made before anything is sent. Pure functions over
+ * byte ranges: no Lua, no allocation, so they can be fuzzed on their own.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "cfiam.h"
+
+static int is_hex(unsigned char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+           (c >= 'A' && c <= 'F');
+}
+
+/* An account, group or member id: exactly 32 hexadecimal characters. */
+int cfiam_is_id(const char *s, size_t len) {
+    size_t i;
+    if (len != CFIAM_ID_LEN)
+        return 0;
+    for (i = 0; i < len; i++)
+        if (!is_hex((unsigned char)s[i]))
+            return 0;
+    return 1;
+}
+
+/* A printable, bounded rendering of a user value for messages:
+ * "abc\x01..." (quoted, at most 40 bytes of the value). */
+void cfiam_quote(char *out, size_t cap, const char *s, size_t len) {
+    size_t o = 0, i;
+    if (cap < 8) {
+        if (cap) out[0] = '\0';
+        return;
+    }
+    out[o++] = '"';
+    for (i = 0; i < len && i < 40 && o + 6 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+        else
+            out[o++] = (char)c;
+    }
+    if (i < len && o + 4 < cap) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+}
+
+/* Header values (credentials, user agent, extra headers): no control
+ * characters, so nothing can end a header line early. */
+const char *cfiam_check_header_value(const char *v, size_t len) {
+    size_t i;
+    if (len == 0)
+        return "is empty";
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return "contains a control character (CR, LF or other)";
+    }
+    return NULL;
+}
+
+/* RFC 9110 token characters. */
+int cfiam_is_header_name(const char *s, size_t len) {
+    size_t i;
+    if (len == 0)
+        return 0;
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c)))
+            return 0;
+    }
+    return 1;
+}
+
+/* Headers that options.headers may not set: auth, content and framing. */
+int cfiam_is_reserved_header(const char *s, size_t len) {
+    static const char *const names[] = {
+        "authorization", "x-auth-email", "x-auth-key",
+        "x-auth-user-service-key", "content-type", "content-length",
+        "transfer-encoding", "host", "connection", "expect", NULL};
+    int i;
+    for (i = 0; names[i]; i++) {
+        size_t n = strlen(names[i]), k;
+        if (n != len)
+            continue;
+        for (k = 0; k < n; k++) {
+            char c = s[k];
+            if (c >= 'A' && c <= 'Z')
+                c = (char)(c - 'A' + 'a');
+            if (c != names[i][k])
+                break;
+        }
+        if (k == n)
+            return 1;
+    }
+    return 0;
+}
+
+/* A request path: '/' then unreserved characters, '/' and %XX only. */
+int cfiam_is_path(const char *s, size_t len) {
+    size_t i;
+    if (len == 0 || s[0] != '/')
+        return 0;
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+            c == '~' || c == '/')
+            continue;
+        if (c == '%' && i + 2 < len && is_hex((unsigned char)s[i + 1]) &&
+            is_hex((unsigned char)s[i + 2])) {
+            i += 2;
+            continue;
+        }
+        return 0;
+    }
+    /* no dot segments: the API has none and they would escape the prefix */
+    for (i = 0; i + 1 < len; i++)
+        if (s[i] == '/' && s[i + 1] == '.' &&
+            (i + 2 == len || s[i + 2] == '/' ||
+             (s[i + 2] == '.' && (i + 3 == len || s[i + 3] == '/'))))
+            return 0;
+    return 1;
+}
+
+static int is_loopback(const cfiam_url *u) {
+    const char *h = u->host;
+    int parts = 0;
+    if (u->ipv6)
+        return strcmp(h, "::1") == 0;
+    if (strcmp(h, "localhost") == 0)
+        return 1;
+    /* 127.0.0.0/8 as a dotted quad */
+    if (strncmp(h, "127.", 4) != 0)
+        return 0;
+    while (*h) {
+        int v = 0, digits = 0;
+        while (*h >= '0' && *h <= '9' && digits < 4) {
+            v = v * 10 + (*h++ - '0');
+            digits++;
+        }
+        if (digits == 0 || digits > 3 || v > 255)
+            return 0;
+        parts++;
+        if (*h == '.')
+            h++;
+        else if (*h)
+            return 0;
+    }
+    return parts == 4;
+}
+
+/* base_url: https://host[:port][/prefix], or http:// to loopback only.
+ * No credentials, query or fragment in it. Fills `out`. */
+const char *cfiam_check_base_url(const char *url, size_t len, cfiam_url *out) {
+    const char *p, *end = url + len, *host, *hend;
+    size_t i, hl;
+    memset(out, 0, sizeof(*out));
+    for (i = 0; i < len; i++)
+        if ((unsigned char)url[i] <= 0x20 || (unsigned char)url[i] >= 0x7f)
+            return "contains a space, control or non-ASCII character";
+    if (len >= 8 && strncmp(url, "https://", 8) == 0) {
+        out->https = 1;
+        out->port = 443;
+        p = url + 8;
+    } else if (len >= 7 && strncmp(url, "http://", 7) == 0) {
+        out->port = 80;
+        p = url + 7;
+    } else {
+        return "must start with https:// (or http:// to a loopback host)";
+    }
+    host = p;
+    while (p < end && *p != '/' && *p != '?' && *p != '#')
+        p++;
+    hend = p; /* authority is [host, hend) */
+    if (memchr(host, '@', (size_t)(hend - host)))
+        return "must not contain credentials (user@host)";
+    if (memchr(p, '?', (size_t)(end - p)) || memchr(p, '#', (size_t)(end - p)))
+        return "must not contain a query or fragment";
+    if (host < hend && *host == '[') {
+        const char *rb = memchr(host, ']', (size_t)(hend - host));
+        if (rb == NULL)
+            return "has an unterminated IPv6 address";
+        hl = (size_t)(rb - host - 1);
+        if (hl == 0 || hl >= sizeof(out->host))
+            return "has an invalid host";
+        memcpy(out->host, host + 1, hl);
+        for (i = 0; i < hl; i++)
+            if (!is_hex((unsigned char)out->host[i]) && out->host[i] != ':' &&
+                out->host[i] != '.')
+                return "has an invalid IPv6 address";
+        out->ipv6 = 1;
+        host = rb + 1;
+    } else {
+        const char *colon = memchr(host, ':', (size_t)(hend - host));
+        const char *he = colon ? colon : hend;
+        hl = (size_t)(he - host);
+        if (hl == 0 || hl >= sizeof(out->host))
+            return "has an empty or too long host";
+        for (i = 0; i < hl; i++) {
+            char c = host[i];
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  (c >= '0' && c <= '9') || c == '-' || c == '.'))
+                return "has an invalid host";
+            out->host[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+        }
+        host = he;
+    }
+    if (host < hend) { /* ":port" */
+        int port = 0, digits = 0;
+        if (*host != ':')
+            return "has an invalid host";
+        for (host++; host < hend; host++, digits++) {
+            if (*host < '0' || *host > '9' || digits >= 5)
+                return "has an invalid port";
+            port = port * 10 + (*host - '0');
+        }
+        if (digits == 0 || port < 1 || port > 65535)
+            return "has an invalid port";
+        out->port = port;
+    }
+    if (p < end && !cfiam_is_path(p, (size_t)(end - p)))
+        return "has an invalid path";
+    if (!out->https && !is_loopback(out))
+        return "uses http:// to a host that is not loopback (127.0.0.0/8, "
+               "[::1], localhost): use https://";
+    out->prefix_off = (size_t)(hend - url);
+    return NULL;
+}
