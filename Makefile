@@ -5,6 +5,8 @@
 #   make demo       start the emulator, run examples/replace_members.lua, stop it
 #   make install    install the module, the Lua helpers and the cfiam command
 #   make lint       luacheck over lua/, spec/, examples/ and emulator/
+#   make bench      benchmarks against the floor and the alternatives
+#   make test-asan / test-valgrind / fuzz   memory-safety checks
 #   make deps       install the Debian packages the above need (as root)
 #
 # Variable names follow LuaRocks, so a rockspec can forward them unchanged.
@@ -34,7 +36,7 @@ HDR  := $(wildcard csrc/*.h)
 LUA_FILES := $(wildcard lua/cfiam/*.lua)
 BUILD ?= build/$(LUA_VERSION)
 
-.PHONY: all test demo install uninstall lint deps clean
+.PHONY: all test demo install uninstall lint deps clean bench fuzz test-asan test-valgrind
 
 all: $(BUILD)/cfiam.so
 
@@ -55,6 +57,22 @@ test: deps
 
 demo: deps all
 	@LUA=$(LUA) BUILD=$(BUILD) sh tools/demo.sh
+
+# Benchmarks (not part of make test): bench/run.sh writes bench/RESULTS.md.
+bench: deps
+	@$(MAKE) --no-print-directory LUA_VERSION=5.4 build/5.4/cfiam.so build/luajit/cfiam.so
+	@sh bench/run.sh
+
+# Memory safety: the suite with ASan+UBSan, and under valgrind memcheck.
+test-asan: deps
+	@sh tools/test-asan.sh
+
+test-valgrind: deps
+	@sh tools/test-valgrind.sh
+
+# libFuzzer harnesses, FUZZ_SECONDS each (CI runs a short smoke pass).
+fuzz: deps
+	@sh fuzz/run.sh
 
 lint:
 	luacheck lua spec examples emulator bin

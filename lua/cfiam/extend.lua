@@ -1,12 +1,33 @@
 --- cfiam.extend: attaches the Lua half of cfiam to the module table that
--- the C half (csrc/cfiam.c) built. Called once, from luaopen_cfiam, as
+-- the C half (csrc/cfiam.c) built. luaopen_cfiam calls it once, as
 -- require("cfiam.extend")(M).
+--
+-- Each helper module returns a table of functions whose first argument is
+-- a client; they become client methods (client:list_members(...)) and
+-- module-level functions on the default client (cfiam.list_members(...)).
+-- Helpers call client:request(...) by method lookup, so the transport
+-- chosen by cfiam.transport (libcurl or nginx cosockets) applies to them.
 local _VERSION = "0.1.0"
+
+local pairs, error, tostring = pairs, error, tostring
+
+local HELPERS = { "cfiam.members", "cfiam.resolve", "cfiam.groups" }
 
 return function(M)
   if M._VERSION ~= _VERSION then
     error(("cfiam: the C module is version %s but the Lua files are %s; "
       .. "install both from the same release"):format(tostring(M._VERSION), _VERSION), 2)
   end
+  local methods = M._client_methods
+  for _, name in pairs(HELPERS) do
+    for fname, f in pairs(require(name)) do
+      if methods[fname] ~= nil then
+        error("cfiam: helper " .. name .. "." .. fname .. " would replace a method", 2)
+      end
+      methods[fname] = f
+      M[fname] = function(...) return f(M.default_client(), ...) end
+    end
+  end
+  require("cfiam.transport").install(M, methods)
   return M
 end

@@ -1,0 +1,2 @@
+--- cfiam.groups (placeholder until its issue lands)
+return {}

@@ -1,0 +1,2 @@
+--- cfiam.members (placeholder until its issue lands)
+return {}
