@@ -285,6 +285,9 @@ static int client_config(lua_State *L) {
         lua_setfield(L, -2, "host");
         lua_pushinteger(L, c->url.port);
         lua_setfield(L, -2, "port");
+        lua_pushlstring(L, c->base_url + c->url.prefix_off,
+                        c->base_len - c->url.prefix_off);
+        lua_setfield(L, -2, "prefix"); /* "/client/v4": goes before targets */
     }
     lua_pushnumber(L, c->timeout);
     lua_setfield(L, -2, "timeout");

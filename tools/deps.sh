@@ -9,6 +9,9 @@ lua-cjson lua-busted lua-socket lua-sec lua-check luarocks
 nginx-light libnginx-mod-http-lua
 clang libclang-rt-14-dev valgrind nodejs npm"
 
+# --list: print the package list (for .ci/run) and stop.
+if [ "${1:-}" = "--list" ]; then echo $PKGS; exit 0; fi
+
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -1,0 +1,53 @@
+-- cfiam: Cloudflare account user-group membership from Lua.
+-- `luarocks make rockspec/cfiam-scm-1.rockspec` builds and installs from a
+-- checkout; add `--deps-mode none` where lua-cjson comes from the system.
+rockspec_format = "3.0"
+package = "cfiam"
+version = "scm-1"
+source = {
+  url = "git+https://example.invalid/cfiam.git",
+}
+description = {
+  summary = "Manage Cloudflare account user-group membership from Lua",
+  detailed = [[
+A C module (libcurl) whose update_members(account, group, ids) replaces a
+Cloudflare user group's members, with Lua helpers on top: paged listing,
+plans, guarded sync, e-mail resolution, groups, a cfiam command, and a
+non-blocking transport for OpenResty.]],
+  license = "MIT",
+  labels = { "cloudflare", "iam", "openresty", "curl" },
+}
+dependencies = {
+  "lua >= 5.1",
+  "lua-cjson",
+}
+external_dependencies = {
+  CURL = { header = "curl/curl.h" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    cfiam = {
+      sources = {
+        "csrc/buf.c", "csrc/cfiam.c", "csrc/client.c", "csrc/error.c",
+        "csrc/json.c", "csrc/request.c", "csrc/response.c", "csrc/retry.c",
+        "csrc/transport_curl.c", "csrc/validate.c",
+      },
+      libraries = { "curl" },
+      incdirs = { "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
+    },
+    ["cfiam.extend"] = "lua/cfiam/extend.lua",
+    ["cfiam.transport"] = "lua/cfiam/transport.lua",
+    ["cfiam.cosocket"] = "lua/cfiam/cosocket.lua",
+    ["cfiam.members"] = "lua/cfiam/members.lua",
+    ["cfiam.resolve"] = "lua/cfiam/resolve.lua",
+    ["cfiam.groups"] = "lua/cfiam/groups.lua",
+    ["cfiam.cli"] = "lua/cfiam/cli.lua",
+  },
+  install = {
+    bin = { cfiam = "bin/cfiam" },
+  },
+}
+test_dependencies = { "busted" }
+test = { type = "busted" }
