@@ -28,6 +28,8 @@ int cfiam_buf_reserve(cfiam_buf *b, size_t extra) {
 }
 
 int cfiam_buf_append(cfiam_buf *b, const char *s, size_t n) {
+    if (n == 0) /* b->data may still be NULL: no memcpy(NULL, s, 0) */
+        return 1;
     if (!cfiam_buf_reserve(b, n))
         return 0;
     memcpy(b->data + b->len, s, n);

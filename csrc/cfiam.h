@@ -100,6 +100,9 @@ int cfiam_invalid(lua_State *L, const char *fmt, ...);
 /* Removes every occurrence of the secrets from the strings of the error
  * table at `idx` (message, errors[i].message, messages[i].message). */
 void cfiam_error_scrub(lua_State *L, int idx, const char *const *secrets);
+/* Removes the secrets from every string value in the table at `idx` and
+ * its sub-tables (decoded JSON: depth bounded by CFIAM_JSON_MAX_DEPTH). */
+void cfiam_scrub_table(lua_State *L, int idx, const char *const *secrets);
 
 /* ---- retry.c ---------------------------------------------------------- */
 

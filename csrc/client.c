@@ -386,13 +386,14 @@ void cfiam_client_init(lua_State *L) {
         {NULL, NULL}};
     static const luaL_Reg methods[] = {
         {"close", client_close}, {"_config", client_config}, {NULL, NULL}};
-    if (luaL_newmetatable(L, CFIAM_CLIENT_MT)) {
-        cfiam_setfuncs(L, meta);
-        lua_pushliteral(L, CFIAM_CLIENT_MT);
-        lua_setfield(L, -2, "__name");
-        lua_newtable(L);
-        cfiam_setfuncs(L, methods);
-        lua_setfield(L, -2, "__index");
-    }
+    luaL_newmetatable(L, CFIAM_CLIENT_MT);
+    cfiam_setfuncs(L, meta);
+    lua_pushliteral(L, CFIAM_CLIENT_MT);
+    lua_setfield(L, -2, "__name");
+    /* A fresh method table on every load: a second require (busted's
+     * insulation, package.loaded reset) re-attaches the Lua helpers. */
+    lua_newtable(L);
+    cfiam_setfuncs(L, methods);
+    lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
 }

@@ -107,6 +107,18 @@ int cfiam_invalid(lua_State *L, const char *fmt, ...) {
     return 2;
 }
 
+/* Whether s[0..len) contains the secret. Not strstr: a server-sent
+ * string may hold a NUL byte before the secret. */
+static int contains(const char *s, size_t len, const char *secret) {
+    size_t n = strlen(secret), i;
+    if (n == 0 || n > len)
+        return 0;
+    for (i = 0; i + n <= len; i++)
+        if (s[i] == secret[0] && memcmp(s + i, secret, n) == 0)
+            return 1;
+    return 0;
+}
+
 /* Replaces the string at the top of the stack by a copy without secrets. */
 static void scrub_top(lua_State *L, const char *const *secrets) {
     size_t len, i;
@@ -114,7 +126,7 @@ static void scrub_top(lua_State *L, const char *const *secrets) {
     int k, found = 0;
     luaL_Buffer b;
     for (k = 0; secrets[k]; k++)
-        if (strstr(s, secrets[k]))
+        if (contains(s, len, secrets[k]))
             found = 1;
     if (!found)
         return;
@@ -148,20 +160,39 @@ static void scrub_field(lua_State *L, int t, const char *field,
     }
 }
 
-static void scrub_list(lua_State *L, int t, const char *field,
-                       const char *const *secrets) {
-    size_t i, n;
-    lua_getfield(L, t, field);
-    if (lua_istable(L, -1)) {
-        int list = lua_gettop(L);
-        n = cfiam_rawlen(L, list);
-        for (i = 1; i <= n; i++) {
-            lua_rawgeti(L, list, (int)i);
+/* Every string value, at any depth: servers echo input in message,
+ * error_chain[i].message, documentation_url, source.pointer... */
+static void scrub_values(lua_State *L, int t, const char *const *secrets,
+                         int depth) {
+    if (depth > CFIAM_JSON_MAX_DEPTH + 1 || !lua_checkstack(L, 6))
+        return;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            scrub_top(L, secrets);
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, t); /* an existing key: allowed during lua_next */
+        } else {
             if (lua_istable(L, -1))
-                scrub_field(L, lua_gettop(L), "message", secrets);
+                scrub_values(L, lua_gettop(L), secrets, depth + 1);
             lua_pop(L, 1);
         }
     }
+}
+
+void cfiam_scrub_table(lua_State *L, int idx, const char *const *secrets) {
+    idx = cfiam_absindex(L, idx);
+    if (secrets == NULL || secrets[0] == NULL || !lua_istable(L, idx))
+        return;
+    scrub_values(L, idx, secrets, 0);
+}
+
+static void scrub_list(lua_State *L, int t, const char *field,
+                       const char *const *secrets) {
+    lua_getfield(L, t, field);
+    if (lua_istable(L, -1))
+        scrub_values(L, lua_gettop(L), secrets, 0);
     lua_pop(L, 1);
 }
 
@@ -170,6 +201,7 @@ void cfiam_error_scrub(lua_State *L, int idx, const char *const *secrets) {
     if (secrets == NULL || secrets[0] == NULL)
         return;
     scrub_field(L, idx, "message", secrets);
+    scrub_field(L, idx, "ray_id", secrets); /* a cf-ray header echoing it */
     scrub_list(L, idx, "errors", secrets);
     scrub_list(L, idx, "messages", secrets);
 }

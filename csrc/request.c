@@ -26,6 +26,12 @@ static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE",
 
 /* ---- ids: validation, de-duplication and the JSON body ---------------- */
 
+/* allow_empty counts only when it is exactly true: "false" from a config
+ * file must never empty a group. */
+static int is_true(lua_State *L, int idx) {
+    return lua_type(L, idx) == LUA_TBOOLEAN && lua_toboolean(L, idx);
+}
+
 static int hexval(char c) {
     return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
 }
@@ -241,7 +247,8 @@ static int prepare(lua_State *L, cfiam_client *c, cfiam_request *rq) {
     if (!lua_isnil(L, -1)) {
         int r;
         lua_getfield(L, opts, "allow_empty");
-        r = build_ids_body(L, c, lua_gettop(L) - 1, lua_toboolean(L, -1), "ids");
+        r = build_ids_body(L, c, lua_gettop(L) - 1, is_true(L, -1),
+                           "ids");
         if (r)
             return r;
         lua_pop(L, 1);
@@ -369,7 +376,7 @@ static int client_update_members(lua_State *L) {
     if (!lua_isnil(L, 5)) {
         luaL_checktype(L, 5, LUA_TTABLE);
         lua_getfield(L, 5, "allow_empty");
-        allow_empty = lua_toboolean(L, -1);
+        allow_empty = is_true(L, -1);
         lua_pop(L, 1);
     }
     if (c->config_error)

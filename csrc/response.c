@@ -14,17 +14,22 @@
 typedef struct {
     char s[1024];
     size_t n;
+    int full; /* cut and marked with "...": later text is dropped */
 } msgbuf;
 
+/* Invariant: n <= sizeof(s) - 4 until full, then n == sizeof(s) - 1. */
 static void msg_add(msgbuf *m, const char *s, size_t len) {
     size_t i;
+    if (m->full)
+        return;
     for (i = 0; i < len && m->n + 4 < sizeof(m->s); i++) {
         unsigned char c = (unsigned char)s[i];
         m->s[m->n++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c; /* one line */
     }
-    if (i < len && m->n + 4 >= sizeof(m->s)) {
+    if (i < len) {
         memcpy(m->s + m->n, "...", 3);
         m->n += 3;
+        m->full = 1;
     }
     m->s[m->n] = '\0';
 }
@@ -99,6 +104,7 @@ static void push_status_error(lua_State *L, cfiam_kind kind, long status,
     msgbuf m;
     char head[96];
     m.n = 0;
+    m.full = 0;
     m.s[0] = '\0';
     if (status >= 300 && status < 400) {
         snprintf(head, sizeof(head), "HTTP %ld redirect", status);
@@ -151,6 +157,13 @@ static const char *check_members(lua_State *L) {
     if (!lua_istable(L, -1))
         return "result is not an array of members";
     n = cfiam_rawlen(L, -1);
+    if (n == 0) { /* {} from a JSON object has only string keys */
+        lua_pushnil(L);
+        if (lua_next(L, -2)) {
+            lua_pop(L, 2);
+            return "result is not an array of members";
+        }
+    }
     for (i = 1; i <= n; i++) {
         int ok;
         lua_rawgeti(L, -1, (int)i);
@@ -202,6 +215,7 @@ int cfiam_response_outcome(lua_State *L, cfiam_client *c,
         }
         if (!lua_toboolean(L, -1)) {
             lua_pop(L, 1);
+            cfiam_scrub_table(L, top + 1, c->secrets);
             push_status_error(L, CFIAM_E_API, status, h, top + 1, body, len,
                               attempt);
             lua_remove(L, top + 1);
@@ -213,6 +227,10 @@ int cfiam_response_outcome(lua_State *L, cfiam_client *c,
         if (rq->decode == CFIAM_DECODE_MEMBERS && (bad = check_members(L))) {
             lua_settop(L, top);
             return fail_invalid(L, c, status, h, attempt, bad, NULL);
+        }
+        if (lua_isnil(L, -1)) { /* success without result: {} (never nil, */
+            lua_pop(L, 1);      /* which callers would take for failure) */
+            lua_newtable(L);
         }
         /* meta: status, result_info, messages, ray_id, attempts */
         lua_createtable(L, 0, 5);
@@ -231,6 +249,8 @@ int cfiam_response_outcome(lua_State *L, cfiam_client *c,
         else
             lua_settop(L, top);
     }
+    if (env) /* before the message is cut from it: no partial secret */
+        cfiam_scrub_table(L, env, c->secrets);
     push_status_error(L, status_kind(status), status, h, env, body, len,
                       attempt);
     if (env)

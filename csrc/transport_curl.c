@@ -94,7 +94,8 @@ CURLcode cfiam_curl_perform(cfiam_client *c, const cfiam_request *rq,
     memset(&c->rh, 0, sizeof(c->rh));
     curl_easy_setopt(h, CURLOPT_URL, url);
     if (rq->has_body) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->body.data);
+        /* never NULL: libcurl would then read the body from stdin */
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->body.data ? c->body.data : "");
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body.len);
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST,
                          strcmp(rq->method, "POST") ? rq->method : NULL);

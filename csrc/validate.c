@@ -110,7 +110,9 @@ int cfiam_is_path(const char *s, size_t len) {
             c == '~' || c == '/')
             continue;
         if (c == '%' && i + 2 < len && is_hex((unsigned char)s[i + 1]) &&
-            is_hex((unsigned char)s[i + 2])) {
+            is_hex((unsigned char)s[i + 2]) &&
+            !(s[i + 1] == '2' && (s[i + 2] | 0x20) == 'e')) {
+            /* (%2e is refused: decoded, it could form a dot segment) */
             i += 2;
             continue;
         }
