@@ -7,7 +7,10 @@ PKGS="gcc make pkg-config libcurl4-openssl-dev ca-certificates openssl
 lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev
 lua-cjson lua-busted lua-socket lua-sec lua-check luarocks
 nginx-light libnginx-mod-http-lua
-clang libclang-rt-14-dev valgrind nodejs npm"
+clang libclang-rt-14-dev valgrind"
+# Node.js (Prism, the official SDK): the machine's own node/npm when present
+# (Debian's npm package conflicts with a node that bundles npm).
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS nodejs npm"
 
 # --list: print the package list (for .ci/run) and stop.
 if [ "${1:-}" = "--list" ]; then echo $PKGS; exit 0; fi
