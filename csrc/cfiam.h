@@ -78,6 +78,7 @@ typedef struct cfiam_url {
 /* NULL when `url` is acceptable, else a message (static storage). */
 const char *cfiam_check_base_url(const char *url, size_t len, cfiam_url *out);
 const char *cfiam_check_header_value(const char *v, size_t len);
+const char *cfiam_check_credential(const char *v, size_t len);
 int cfiam_is_header_name(const char *s, size_t len);
 int cfiam_is_reserved_header(const char *s, size_t len);
 int cfiam_is_path(const char *s, size_t len);
@@ -95,8 +96,12 @@ const char *cfiam_kind_name(cfiam_kind k);
 void cfiam_error_init(lua_State *L);         /* the metatable, once */
 /* Pushes a new error table {kind=, message=} with the error metatable. */
 void cfiam_push_error(lua_State *L, cfiam_kind k, const char *message);
-/* Pushes `nil, err` for an invalid argument; returns 2 for lua_CFunction. */
-int cfiam_invalid(lua_State *L, const char *fmt, ...);
+/* Pushes `nil, err` for an invalid argument, scrubbed of `secrets` (the
+ * quoted value may be a token passed in the wrong place); returns 2. */
+int cfiam_invalid(lua_State *L, const char *const *secrets, const char *fmt,
+                  ...);
+/* Replaces the string at the top of the stack by a copy without secrets. */
+void cfiam_scrub_top(lua_State *L, const char *const *secrets);
 /* Removes every occurrence of the secrets from the strings of the error
  * table at `idx` (message, errors[i].message, messages[i].message). */
 void cfiam_error_scrub(lua_State *L, int idx, const char *const *secrets);

@@ -117,7 +117,7 @@ static void resolve_auth(lua_State *L, cfiam_client *c, int opts, int cfg) {
              from_opts ? NULL : "CLOUDFLARE_API_TOKEN", &tl);
     if (t) {
         c->auth = CFIAM_AUTH_TOKEN;
-        if ((why = cfiam_check_header_value(t, tl)) != NULL)
+        if ((why = cfiam_check_credential(t, tl)) != NULL)
             config_fail(L, c, cfg, "%s %s", "api_token", why);
         c->secrets[0] = t;
         return;
@@ -130,9 +130,9 @@ static void resolve_auth(lua_State *L, cfiam_client *c, int opts, int cfg) {
         c->secrets[0] = k;
     if (e && k) {
         c->auth = CFIAM_AUTH_KEY;
-        if ((why = cfiam_check_header_value(e, el)) != NULL)
+        if ((why = cfiam_check_credential(e, el)) != NULL)
             config_fail(L, c, cfg, "%s %s", "api_email", why);
-        if ((why = cfiam_check_header_value(k, kl)) != NULL)
+        if ((why = cfiam_check_credential(k, kl)) != NULL)
             config_fail(L, c, cfg, "%s %s", "api_key", why);
     } else if (e || k) {
         config_fail(L, c, cfg, "%s without %s", e ? "api_email" : "api_key",

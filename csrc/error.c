@@ -90,11 +90,16 @@ void cfiam_push_error(lua_State *L, cfiam_kind k, const char *message) {
     lua_setfield(L, -2, "kind");
     lua_pushstring(L, message);
     lua_setfield(L, -2, "message");
+    lua_newtable(L);
+    lua_setfield(L, -2, "errors");
+    lua_newtable(L);
+    lua_setfield(L, -2, "messages");
     luaL_getmetatable(L, CFIAM_ERROR_MT);
     lua_setmetatable(L, -2);
 }
 
-int cfiam_invalid(lua_State *L, const char *fmt, ...) {
+int cfiam_invalid(lua_State *L, const char *const *secrets, const char *fmt,
+                  ...) {
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
@@ -104,6 +109,7 @@ int cfiam_invalid(lua_State *L, const char *fmt, ...) {
     cfiam_push_error(L, CFIAM_E_INVALID_ARGUMENT, msg);
     lua_pushinteger(L, 0);
     lua_setfield(L, -2, "attempts");
+    cfiam_error_scrub(L, -1, secrets);
     return 2;
 }
 
@@ -119,12 +125,14 @@ static int contains(const char *s, size_t len, const char *secret) {
     return 0;
 }
 
-/* Replaces the string at the top of the stack by a copy without secrets. */
-static void scrub_top(lua_State *L, const char *const *secrets) {
+/* (cfiam.h) */
+void cfiam_scrub_top(lua_State *L, const char *const *secrets) {
     size_t len, i;
     const char *s = lua_tolstring(L, -1, &len);
     int k, found = 0;
     luaL_Buffer b;
+    if (secrets == NULL)
+        return;
     for (k = 0; secrets[k]; k++)
         if (contains(s, len, secrets[k]))
             found = 1;
@@ -153,7 +161,7 @@ static void scrub_field(lua_State *L, int t, const char *field,
                         const char *const *secrets) {
     lua_getfield(L, t, field);
     if (lua_type(L, -1) == LUA_TSTRING) {
-        scrub_top(L, secrets);
+        cfiam_scrub_top(L, secrets);
         lua_setfield(L, t, field);
     } else {
         lua_pop(L, 1);
@@ -169,7 +177,7 @@ static void scrub_values(lua_State *L, int t, const char *const *secrets,
     lua_pushnil(L);
     while (lua_next(L, t)) {
         if (lua_type(L, -1) == LUA_TSTRING) {
-            scrub_top(L, secrets);
+            cfiam_scrub_top(L, secrets);
             lua_pushvalue(L, -2);
             lua_insert(L, -2);
             lua_rawset(L, t); /* an existing key: allowed during lua_next */

@@ -86,7 +86,7 @@ static int build_ids_body(lua_State *L, cfiam_client *c, int t, int allow_empty,
         if (!cfiam_is_id(s, len)) {
             char q[64];
             cfiam_quote(q, sizeof(q), s, len);
-            return cfiam_invalid(L, "%s[%d]: expected a 32-character "
+            return cfiam_invalid(L, c->secrets, "%s[%d]: expected a 32-character "
                                     "hexadecimal member id, got %s",
                                  what, (int)i, q);
         }
@@ -111,7 +111,7 @@ static int build_ids_body(lua_State *L, cfiam_client *c, int t, int allow_empty,
         }
     }
     if (unique == 0 && !allow_empty)
-        return cfiam_invalid(L, "%s is empty: replacing with an empty list "
+        return cfiam_invalid(L, c->secrets, "%s is empty: replacing with an empty list "
                                 "removes every member of the group (pass "
                                 "allow_empty = true to mean that)", what);
     if (unique > 0)
@@ -233,10 +233,10 @@ static int prepare(lua_State *L, cfiam_client *c, cfiam_request *rq) {
     rq->has_body = 0;
     rq->decode = CFIAM_DECODE_RAW;
     if (c->config_error)
-        return cfiam_invalid(L, "%s", c->config_error);
+        return cfiam_invalid(L, c->secrets, "%s", c->config_error);
     if (!cfiam_is_path(path, plen)) {
         cfiam_quote(q, sizeof(q), path, plen);
-        return cfiam_invalid(L, "path: expected '/' and URL path characters, "
+        return cfiam_invalid(L, c->secrets, "path: expected '/' and URL path characters, "
                                 "got %s", q);
     }
     lua_getfield(L, opts, "decode");
@@ -282,19 +282,19 @@ static int prepare(lua_State *L, cfiam_client *c, cfiam_request *rq) {
 }
 
 /* "/accounts/A/iam/user_groups/G/members", after checking both ids. */
-static int push_members_path(lua_State *L, int a, int g) {
+static int push_members_path(lua_State *L, cfiam_client *c, int a, int g) {
     size_t al, gl;
     const char *acc = luaL_checklstring(L, a, &al);
     const char *grp = luaL_checklstring(L, g, &gl);
     char q[64];
     if (!cfiam_is_id(acc, al)) {
         cfiam_quote(q, sizeof(q), acc, al);
-        return cfiam_invalid(L, "account: expected a 32-character hexadecimal"
+        return cfiam_invalid(L, c->secrets, "account: expected a 32-character hexadecimal"
                                 " id, got %s", q);
     }
     if (!cfiam_is_id(grp, gl)) {
         cfiam_quote(q, sizeof(q), grp, gl);
-        return cfiam_invalid(L, "group: expected a 32-character hexadecimal "
+        return cfiam_invalid(L, c->secrets, "group: expected a 32-character hexadecimal "
                                 "id, got %s", q);
     }
     lua_pushfstring(L, "/accounts/%s/iam/user_groups/%s/members", acc, grp);
@@ -380,8 +380,8 @@ static int client_update_members(lua_State *L) {
         lua_pop(L, 1);
     }
     if (c->config_error)
-        return cfiam_invalid(L, "%s", c->config_error);
-    if ((r = push_members_path(L, 2, 3)) != 0)
+        return cfiam_invalid(L, c->secrets, "%s", c->config_error);
+    if ((r = push_members_path(L, c, 2, 3)) != 0)
         return r;
     if ((r = build_ids_body(L, c, 4, allow_empty, "ids")) != 0)
         return r;
@@ -438,8 +438,8 @@ static int client_members_path(lua_State *L) {
     cfiam_client *c = cfiam_check_client(L, 1);
     int r;
     if (c->config_error)
-        return cfiam_invalid(L, "%s", c->config_error);
-    r = push_members_path(L, 2, 3);
+        return cfiam_invalid(L, c->secrets, "%s", c->config_error);
+    r = push_members_path(L, c, 2, 3);
     return r ? r : 1;
 }
 

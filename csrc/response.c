@@ -98,7 +98,8 @@ static void copy_list(lua_State *L, int env, const char *field) {
 
 /* Pushes the error for an error status or a success:false envelope.
  * `env` is the decoded envelope's index, or 0 when the body was not one. */
-static void push_status_error(lua_State *L, cfiam_kind kind, long status,
+static void push_status_error(lua_State *L, const cfiam_client *c,
+                              cfiam_kind kind, long status,
                               const cfiam_resp_headers *h, int env,
                               const char *body, size_t len, int attempt) {
     msgbuf m;
@@ -126,18 +127,23 @@ static void push_status_error(lua_State *L, cfiam_kind kind, long status,
                 msg_str(&m, " no error details");
             lua_pop(L, 1);
         } else {
-            const char *nl = memchr(body, '\n', len);
+            const char *nl = memchr(body, '\n', len), *line;
             size_t first = nl ? (size_t)(nl - body) : len;
+            /* scrub, then cut: no secret may straddle the cut */
+            lua_pushlstring(L, body, first > 4096 ? 4096 : first);
+            cfiam_scrub_top(L, c->secrets);
+            line = lua_tolstring(L, -1, &first);
             if (first > 200)
                 first = 200;
-            while (first > 0 && (body[first - 1] == '\r' || body[first - 1] == ' '))
+            while (first > 0 && (line[first - 1] == '\r' || line[first - 1] == ' '))
                 first--;
             if (first == 0) {
                 msg_str(&m, " empty body");
             } else {
                 msg_str(&m, " ");
-                msg_add(&m, body, first);
+                msg_add(&m, line, first);
             }
+            lua_pop(L, 1);
         }
     }
     cfiam_push_error(L, kind, m.s);
@@ -216,7 +222,7 @@ int cfiam_response_outcome(lua_State *L, cfiam_client *c,
         if (!lua_toboolean(L, -1)) {
             lua_pop(L, 1);
             cfiam_scrub_table(L, top + 1, c->secrets);
-            push_status_error(L, CFIAM_E_API, status, h, top + 1, body, len,
+            push_status_error(L, c, CFIAM_E_API, status, h, top + 1, body, len,
                               attempt);
             lua_remove(L, top + 1);
             cfiam_error_scrub(L, -1, c->secrets);
@@ -251,7 +257,7 @@ int cfiam_response_outcome(lua_State *L, cfiam_client *c,
     }
     if (env) /* before the message is cut from it: no partial secret */
         cfiam_scrub_table(L, env, c->secrets);
-    push_status_error(L, status_kind(status), status, h, env, body, len,
+    push_status_error(L, c, status_kind(status), status, h, env, body, len,
                       attempt);
     if (env)
         lua_remove(L, env);
@@ -273,10 +279,6 @@ int cfiam_response_outcome(lua_State *L, cfiam_client *c,
 void cfiam_transport_outcome(lua_State *L, cfiam_client *c, cfiam_kind kind,
                              const char *message, int attempt, double *wait) {
     cfiam_push_error(L, kind, message);
-    lua_newtable(L);
-    lua_setfield(L, -2, "errors");
-    lua_newtable(L);
-    lua_setfield(L, -2, "messages");
     set_common(L, 0, NULL, attempt);
     cfiam_error_scrub(L, -1, c->secrets);
     *wait = (kind == CFIAM_E_NETWORK || kind == CFIAM_E_TIMEOUT)

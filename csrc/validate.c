@@ -60,6 +60,20 @@ const char *cfiam_check_header_value(const char *v, size_t len) {
     return NULL;
 }
 
+/* Credentials: stricter than header values, not even a TAB (a copy-paste
+ * slip that would otherwise be sent). */
+const char *cfiam_check_credential(const char *v, size_t len) {
+    size_t i;
+    if (len == 0)
+        return "is empty";
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c < 0x20 || c == 0x7f)
+            return "contains a control character (CR, LF, TAB or other)";
+    }
+    return NULL;
+}
+
 /* RFC 9110 token characters. */
 int cfiam_is_header_name(const char *s, size_t len) {
     size_t i;

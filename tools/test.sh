@@ -7,11 +7,12 @@
 LUAS=${LUAS:-"lua5.4 luajit"}
 SPECS=${SPECS:-spec}
 mkdir -p .tmp
+run=$(mktemp -d .tmp/test.XXXXXX)
 passed=0; failed=0; status=0
 for lua in $LUAS; do
   case $lua in luajit) build=build/luajit ;; *) build=build/${lua#lua} ;; esac
   echo "== busted under $lua ($build/cfiam.so)"
-  out=.tmp/busted-$lua.out
+  out=$run/busted-$lua.out
   CFIAM_LUA=$lua CFIAM_BUILD=$build $lua /usr/bin/busted --cpath="./$build/?.so" \
     -o utfTerminal $SPECS 2>&1 | tee "$out"
   line=$(grep -E '^[0-9]+ success' "$out" | tail -n 1)
@@ -23,5 +24,6 @@ for lua in $LUAS; do
   passed=$((passed + $1)); failed=$((failed + $2 + $3))
   [ "$2" = 0 ] && [ "$3" = 0 ] || status=1
 done
+rm -rf "$run"
 echo "$passed passed, $failed failed"
 exit $status

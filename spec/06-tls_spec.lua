@@ -1,0 +1,192 @@
+-- spec/06-tls_spec.lua: TLS (issue 2 contract: peer and host verification
+-- always on; ca_file / ca_path; keep-alive over TLS). The emulator serves
+-- HTTPS with a CA made at test time (helpers.tls).
+local cfiam = require("cfiam")
+local core = require("helpers.core")
+local emulator = require("helpers.emulator")
+local socket = require("socket")
+
+local A, G = core.ACCOUNT, core.GROUP
+local m = core.member
+
+-- A host name other than localhost that resolves to 127.0.0.1 (from
+-- /etc/hosts), i.e. a name the test certificate does not carry; or nil.
+local function loopback_alias()
+  local f = io.open("/etc/hosts", "r")
+  if not f then return nil end
+  local found
+  for line in f:lines() do
+    local addr, names = line:match("^%s*(127%.0%.0%.1)%s+([^#]+)")
+    if addr then
+      for name in names:gmatch("%S+") do
+        if not found and name ~= "localhost" and not name:find("^localhost%.")
+           and name:find("^[%w][%w%.%-]*$") and socket.dns.toip(name) == "127.0.0.1" then
+          found = name
+        end
+      end
+    end
+  end
+  f:close()
+  return found
+end
+
+local function run(cmd)
+  local r1, _, r3 = os.execute(cmd)
+  return r1 == true or r1 == 0 or (r1 == nil and r3 == 0)
+end
+
+describe("TLS", function()
+  local emu
+
+  setup(function()
+    emu = emulator.start({ tls = true, seed = core.seed() })
+  end)
+
+  teardown(function()
+    if emu then emu:stop() end
+  end)
+
+  before_each(function()
+    emu:reset(core.seed())
+  end)
+
+  it("verifies the emulator's certificate with ca_file and works", function()
+    local c = core.client(emu, { base_url = emu.tls_base_url, ca_file = emu.ca_file })
+    local members, err = c:update_members(A, G, { m(4), m(5) })
+    assert.is_nil(err)
+    assert.equals(2, #members)
+    assert.same({ m(4), m(5) }, core.group_members(emu))
+    local r = core.only_request(emu)
+    assert.is_true(r.tls)
+    assert.equals("Bearer " .. core.TOKEN, core.header(r, "authorization"))
+    c:close()
+  end)
+
+  it("keeps one TLS connection (one handshake) across calls", function()
+    local c = core.client(emu, { base_url = emu.tls_base_url, ca_file = emu.ca_file })
+    for i = 1, 10 do
+      local members, err = c:update_members(A, G, { m(i) })
+      assert.is_nil(err)
+      assert.equals(1, #members)
+    end
+    assert.is_table((c:request("GET", core.MEMBERS_PATH)))
+    local stats = emu:stats()
+    assert.equals(11, stats.requests)
+    assert.equals(1, stats.tls_handshakes)
+    assert.equals(1, stats.connections)
+    c:close()
+  end)
+
+  it("accepts the certificate for the name localhost too", function()
+    local port = emu.tls_base_url:match(":(%d+)/")
+    local c = core.client(emu, { base_url = "https://localhost:" .. port .. "/client/v4", ca_file = emu.ca_file })
+    local members, err = c:update_members(A, G, { m(6) })
+    assert.is_nil(err)
+    assert.equals(1, #members)
+    c:close()
+  end)
+
+  it("refuses a certificate from another CA (other_ca_file): kind tls, nothing sent", function()
+    local c = core.client(emu, { base_url = emu.tls_base_url, ca_file = emu.other_ca_file, max_retries = 2 })
+    local members, err = c:update_members(A, G, { m(4) })
+    assert.is_nil(members)
+    assert.equals("tls", err.kind)
+    assert.is_nil(err.status)
+    assert.equals(1, err.attempts) -- certificate failures are not retried
+    assert.is_true(#err.message > 0)
+    assert.same({}, emu:requests())
+    assert.same({ m(1), m(2), m(3) }, core.group_members(emu))
+    c:close()
+  end)
+
+  it("without ca_file the system store does not know the test CA: kind tls", function()
+    local c = core.client(emu, { base_url = emu.tls_base_url })
+    local _, err = c:update_members(A, G, { m(4) })
+    assert.equals("tls", err.kind)
+    assert.same({}, emu:requests())
+    c:close()
+  end)
+
+  it("a ca_file that does not exist is kind tls, not a fallback", function()
+    local c = core.client(emu, { base_url = emu.tls_base_url, ca_file = "/nonexistent/cfiam-ca.pem" })
+    local _, err = c:update_members(A, G, { m(4) })
+    assert.equals("tls", err.kind)
+    assert.same({}, emu:requests())
+    c:close()
+  end)
+
+  it("refuses a certificate that does not name the host: kind tls", function()
+    local alias = loopback_alias()
+    local port = emu.tls_base_url:match(":(%d+)/")
+    local c
+    if alias then
+      -- the right CA, a name that reaches the server but is not in its certificate
+      c = core.client(emu, { base_url = "https://" .. alias .. ":" .. port .. "/client/v4",
+                             ca_file = emu.ca_file })
+    else
+      -- no such name on this machine: an unrelated CA is the other way to fail verification
+      c = core.client(emu, { base_url = emu.tls_base_url, ca_file = emu.other_ca_file })
+    end
+    local _, err = c:update_members(A, G, { m(4) })
+    assert.equals("tls", err.kind)
+    if alias then assert.matches(alias, err.message, 1, true) end
+    assert.same({}, emu:requests())
+    c:close()
+  end)
+
+  describe("ca_path", function()
+    local dir
+
+    before_each(function()
+      dir = os.tmpname()
+      os.remove(dir)
+      assert.is_true(run("mkdir -p " .. core.shquote(dir)))
+    end)
+
+    after_each(function()
+      if dir then run("rm -rf " .. core.shquote(dir)) end
+    end)
+
+    local function hashed_dir_with(ca)
+      assert.is_true(run("cp " .. core.shquote(ca) .. " " .. core.shquote(dir .. "/ca.pem")))
+      assert.is_true(run("openssl rehash " .. core.shquote(dir) .. " >/dev/null 2>&1")
+        or run("c_rehash " .. core.shquote(dir) .. " >/dev/null 2>&1"))
+    end
+
+    it("a hashed directory with the test CA verifies the emulator", function()
+      hashed_dir_with(emu.ca_file)
+      local c = core.client(emu, { base_url = emu.tls_base_url, ca_path = dir })
+      local members, err = c:update_members(A, G, { m(9) })
+      assert.is_nil(err)
+      assert.equals(1, #members)
+      c:close()
+    end)
+
+    it("a hashed directory with another CA is kind tls", function()
+      hashed_dir_with(emu.other_ca_file)
+      local c = core.client(emu, { base_url = emu.tls_base_url, ca_path = dir })
+      local _, err = c:update_members(A, G, { m(9) })
+      assert.equals("tls", err.kind)
+      assert.same({}, emu:requests())
+      c:close()
+    end)
+  end)
+
+  it("has no option to turn verification off", function()
+    for _, name in ipairs({ "ssl_verify", "verify", "insecure", "ssl_verify_peer" }) do
+      assert.has_error(function() cfiam.new({ [name] = false }) end,
+        "cfiam.new: unknown option '" .. name .. "'")
+    end
+  end)
+
+  it("plain http to the HTTPS port fails without sending anything in clear", function()
+    local port = emu.tls_base_url:match(":(%d+)/")
+    local c = core.client(emu, { base_url = "http://127.0.0.1:" .. port .. "/client/v4", timeout = 2 })
+    local members, err = c:update_members(A, G, { m(4) })
+    assert.is_nil(members)
+    assert.is_table(err)
+    assert.are_not.equal("invalid_argument", err.kind)
+    assert.same({}, emu:requests())
+    c:close()
+  end)
+end)
