@@ -55,6 +55,7 @@
 -- Ids are compared exactly (an upper-case id passes the format check but is
 -- not found).  Nothing is changed when a request fails.
 --
+-- Account members: default order user.email, direction asc; status filter.
 -- Lists: result_info = { count = items on this page, page, per_page,
 -- total_count = size of the whole collection WITHOUT search parameters
 -- (all groups of the account / all members of the group / all members of
@@ -267,8 +268,8 @@ function M.new()
   return self
 end
 
--- Replaces the whole state from a seed (see main.lua / README for the
--- format).  Clears faults, recorded requests and stats.
+-- Replaces the whole state from a seed (format: see main.lua).
+-- Clears faults, recorded requests and stats.
 -- Returns true, or nil + message (the state is then unchanged).
 function App:reset(seed)
   if type(seed) ~= "table" then return nil, "seed must be an object" end
@@ -560,7 +561,7 @@ end
 
 local H = {}
 
-function H.list_account_members(self, c)
+function H.list_account_members(_, c)
   local page, e1 = int_param(c.q, "page", 1, 1)
   if not page then return e1 end
   local per_page, e2 = int_param(c.q, "per_page", 20, 5, 50)
@@ -569,7 +570,8 @@ function H.list_account_members(self, c)
   if not dir then return e3 end
   local order = (c.q.order ~= nil and c.q.order ~= "") and c.q.order or "user.email"
   if not MEMBER_ORDERS[order] then
-    return fail(400, 1004, "Invalid query parameter: order must be one of user.first_name, user.last_name, user.email, status")
+    return fail(400, 1004, "Invalid query parameter: order must be one of "
+                           .. "user.first_name, user.last_name, user.email, status")
   end
   local status = c.q.status
   if status == "" then status = nil end
@@ -584,7 +586,7 @@ function H.list_account_members(self, c)
   end)
 end
 
-function H.list_groups(self, c)
+function H.list_groups(_, c)
   local page, e1 = int_param(c.q, "page", 1, 1)
   if not page then return e1 end
   local per_page, e2 = int_param(c.q, "per_page", 100, 1, 500)
@@ -626,9 +628,9 @@ function H.create_group(self, c)
   return ok(group_view(g))
 end
 
-function H.get_group(self, c) return ok(group_view(c.group)) end
+function H.get_group(_, c) return ok(group_view(c.group)) end
 
-function H.update_group(self, c)
+function H.update_group(_, c)
   local v, err = group_body(c.req)
   if not v then return err end
   if v.name ~= nil and (type(v.name) ~= "string" or v.name == "") then
@@ -648,13 +650,13 @@ function H.update_group(self, c)
   return ok(group_view(c.group))
 end
 
-function H.delete_group(self, c)
+function H.delete_group(_, c)
   c.acct.groups[c.group.id] = nil
   c.acct.group_list = nil
   return ok(object({ id = c.group.id }))
 end
 
-function H.list_group_members(self, c)
+function H.list_group_members(_, c)
   local page, e1 = int_param(c.q, "page", 1, 1)
   if not page then return e1 end
   local per_page, e2 = int_param(c.q, "per_page", 100, 1, 500)
@@ -671,7 +673,7 @@ function H.list_group_members(self, c)
                   c.group.count, member_short)
 end
 
-function H.add_group_members(self, c)
+function H.add_group_members(_, c)
   local ids, err = member_ids_body(c.req, c.acct)
   if not ids then return err end
   local g = c.group
@@ -687,7 +689,7 @@ function H.add_group_members(self, c)
   return ok(group_member_list(c.acct, g))
 end
 
-function H.replace_group_members(self, c)
+function H.replace_group_members(_, c)
   local ids, err = member_ids_body(c.req, c.acct)
   if not ids then return err end
   local g = c.group
@@ -705,14 +707,14 @@ local function member_in_group(c)
   return m
 end
 
-function H.get_group_member(self, c)
+function H.get_group_member(_, c)
   local m, err = member_in_group(c)
   if not m then return err end
   return ok(object({ id = m.id, email = m.email, status = m.status,
                      created_at = m.created_at, user = user_of(m) }))
 end
 
-function H.remove_group_member(self, c)
+function H.remove_group_member(_, c)
   local m, err = member_in_group(c)
   if not m then return err end
   c.group.members[m.id] = nil
@@ -824,7 +826,7 @@ local function std_headers()
 end
 M.std_headers = std_headers
 
-function App:on_handshake(conn)
+function App:on_handshake()
   self.stats.tls_handshakes = self.stats.tls_handshakes + 1
 end
 

@@ -77,6 +77,8 @@ local function check(rule)
     if type(v) ~= want then
       return nil, "fault field '" .. k .. "' must be a " .. want
     end
+    -- JSON numbers may arrive as floats (cjson): keep integers integral
+    if want == "number" and k ~= "delay_ms" then v = math.floor(v) end
     copy[k] = v
   end
   if copy.path and not pcall(string.find, "", copy.path) then
@@ -86,6 +88,7 @@ local function check(rule)
     local h = {}
     for k, v in pairs(copy.headers) do
       if type(k) ~= "string" then return nil, "fault headers must be name = value" end
+      if type(v) == "number" and v == math.floor(v) then v = string.format("%d", v) end
       h[k] = (v == false) and false or tostring(v)
     end
     copy.headers = h

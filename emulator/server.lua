@@ -68,9 +68,13 @@ end
 -- Non-blocking I/O helpers (run inside a connection coroutine)
 ---------------------------------------------------------------------------
 
--- Yields until the socket can make progress after error `err`.
+-- Yields until the socket can make progress after error `err`; a plain
+-- "timeout" means "would block" in the direction of the operation
+-- (`writing` true for sends).  LuaSec may ask for the other direction
+-- ("wantread" while sending, "wantwrite" while receiving).
 -- Returns false when `err` is a real error (closed, reset, ...).
-local function wait_io(sock, err)
+local function wait_io(sock, err, writing)
+  if err == "timeout" and writing then err = "wantwrite" end
   if err == "timeout" or err == "wantread" then
     coroutine.yield("read", sock)
     return true
@@ -125,7 +129,7 @@ local function send_all(sock, data)
     local last, err, partial = sock:send(data, i)
     if last then return true end
     if partial and partial >= i then i = partial + 1 end
-    if not wait_io(sock, err) then return nil, err end
+    if not wait_io(sock, err, true) then return nil, err end
   end
   return true
 end
@@ -163,7 +167,7 @@ end
 
 -- Returns req, or nil + "closed" (peer went away) or nil + an error text
 -- that deserves a 400 answer (then nil, msg, status).
-local function read_request(sock, conn)
+local function read_request(sock)
   local line, err
   repeat                                  -- tolerate empty lines between requests
     line, err = recv_line(sock)
@@ -426,7 +430,7 @@ function Server:serve_connection(sock, listener)
   end
   conn.sock = sock
   while true do
-    local req, err, status = read_request(sock, conn)
+    local req, err, status = read_request(sock)
     if not req then
       if status then
         write_response(sock, { method = "GET", close = true },
