@@ -1,0 +1,105 @@
+--- The two ways to install cfiam, run for real into temporary trees: the
+-- installed module (C half + Lua half + command) must load from there alone
+-- and make a call against the emulator.
+local emulator = require("helpers.emulator")
+local core = require("helpers.core")
+
+local shq = core.shquote
+
+local function sh(cmd)
+  local p = io.popen(cmd .. " 2>&1; echo \"exit=$?\"")
+  local out = p:read("*a")
+  p:close()
+  local code = tonumber(out:match("exit=(%d+)%s*$"))
+  return code == 0, out
+end
+
+local function tmpdir()
+  local p = io.popen("mktemp -d \"${TMPDIR:-/tmp}/cfiam-install.XXXXXX\"")
+  local d = p:read("*l")
+  p:close()
+  return d
+end
+
+-- Runs the installed module from `libdir`/`luadir` only (no ./lua, no
+-- ./build), replacing the Engineering group of the emulator.
+local function call_installed(lua, libdir, luadir, emu)
+  local code = ([[
+    local cfiam = require "cfiam"
+    assert(package.searchpath == nil or package.searchpath("cfiam", package.cpath):find(%q, 1, true))
+    local m, err = cfiam.update_members(%q, %q, { %q })
+    if not m then print("ERR " .. tostring(err)) os.exit(1) end
+    print("OK " .. #m .. " " .. m[1].email)
+  ]]):format(libdir, "0123456789abcdef0123456789abcdef",
+             "e0000000000000000000000000000001", "d0000000000000000000000000000002")
+  return sh(table.concat({
+    "cd /tmp && env -i PATH=/usr/bin:/bin",
+    "CLOUDFLARE_API_TOKEN=demo-token",
+    "CLOUDFLARE_BASE_URL=" .. shq(emu.base_url),
+    "LUA_PATH=" .. shq(luadir .. "/?.lua;;"),
+    "LUA_CPATH=" .. shq(libdir .. "/?.so;;"),
+    lua, "-e", shq(code) }, " "))
+end
+
+describe("installation", function()
+  local emu, dir, demo
+  local root = io.popen("pwd"):read("*l")
+
+  setup(function()
+    emu = emulator.start{ args = { "--demo" } }
+    demo = emu:state()
+    dir = tmpdir()
+  end)
+  teardown(function()
+    if emu then emu:stop() end
+    if dir then os.execute("rm -rf " .. shq(dir)) end
+  end)
+  before_each(function() emu:reset(demo) end)
+
+  it("make install puts module, Lua files and command under DESTDIR/PREFIX, and they work", function()
+    local dest = dir .. "/destdir"
+    local jit = core.LUA == "luajit"
+    local vars = jit and "LUA_VERSION=5.1 LUA_INCDIR=/usr/include/luajit-2.1 BUILD=build/luajit LUA=luajit"
+                      or "LUA_VERSION=5.4"
+    local ok, out = sh(("make -s install %s PREFIX=/usr DESTDIR=%s"):format(vars, shq(dest)))
+    assert.is_true(ok, out)
+    local v = jit and "5.1" or "5.4"
+    local libdir, luadir = dest .. "/usr/lib/lua/" .. v, dest .. "/usr/share/lua/" .. v
+    for _, f in ipairs{ libdir .. "/cfiam.so", luadir .. "/cfiam/extend.lua",
+                        luadir .. "/cfiam/members.lua", luadir .. "/cfiam/cli.lua",
+                        dest .. "/usr/bin/cfiam" } do
+      assert.is_truthy(io.open(f), "missing " .. f)
+    end
+    local first = io.open(dest .. "/usr/bin/cfiam"):read("*l")
+    assert.equals("#!/usr/bin/env " .. core.LUA, first)
+    local ran, res = call_installed(core.LUA, libdir, luadir, emu)
+    assert.is_true(ran, res)
+    assert.matches("OK 1 bob@example.com", res, 1, true)
+  end)
+
+  it("luarocks make installs a working module and command with no network", function()
+    -- a copy of the sources, so the build leaves nothing in the checkout
+    local src, tree = dir .. "/src", dir .. "/tree"
+    assert(sh(("mkdir -p %s && cp -r %s %s %s %s %s"):format(shq(src),
+      shq(root .. "/csrc"), shq(root .. "/lua"), shq(root .. "/bin"),
+      shq(root .. "/rockspec"), shq(src))))
+    local ok, out = sh(("cd %s && luarocks --lua-version 5.4 --tree %s make --deps-mode none "
+      .. "CURL_INCDIR=/usr/include/$(dpkg-architecture -qDEB_HOST_MULTIARCH) "
+      .. "rockspec/cfiam-scm-1.rockspec"):format(shq(src), shq(tree)))
+    assert.is_true(ok, out)
+    local libdir, luadir = tree .. "/lib/lua/5.4", tree .. "/share/lua/5.4"
+    assert.is_truthy(io.open(libdir .. "/cfiam.so"), out)
+    local ran, res = call_installed("lua5.4", libdir, luadir, emu)
+    assert.is_true(ran, res)
+    assert.matches("OK 1 bob@example.com", res, 1, true)
+    -- the command LuaRocks wrapped runs too, with the tree's paths set as
+    -- `eval $(luarocks --tree T path)` sets them
+    local cmd_ok, cmd_out = sh(table.concat({ "env -i PATH=/usr/bin:/bin",
+      "LUA_PATH=" .. shq(luadir .. "/?.lua;;"), "LUA_CPATH=" .. shq(libdir .. "/?.so;;"),
+      "CLOUDFLARE_API_TOKEN=demo-token", "CLOUDFLARE_BASE_URL=" .. shq(emu.base_url),
+      shq(tree .. "/bin/cfiam"), "members list 0123456789abcdef0123456789abcdef",
+      "e0000000000000000000000000000001" }, " "))
+    assert.is_true(cmd_ok, cmd_out)
+    assert.matches("bob@example.com", cmd_out, 1, true)
+  end)
+end)
