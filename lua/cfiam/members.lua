@@ -1,2 +1,299 @@
---- cfiam.members (placeholder until its issue lands)
-return {}
+--- cfiam.members: the membership workflow on top of the C request
+-- primitive: list (all pages), iterate, add, remove, plan and sync.
+--
+-- Every HTTP call goes through client:request / client:update_members
+-- (looked up as methods, so the transport cfiam.transport chose applies),
+-- and every failure is `nil, err` with the core's error table. Kinds added
+-- here: "incomplete" (a listing that did not reach its end), "guard" (a
+-- sync refused before writing; err.plan) and "drift" (verify found a
+-- difference after the write; err.plan, err.missing, err.unexpected).
+--
+-- Caveats: plan and sync read the whole group first (per_page 500), and
+-- the account's member list (50 a page) when they add someone or were
+-- given e-mail addresses. The PUT replaces the whole set: members added by
+-- someone else between the listing and the PUT are removed by it; use
+-- verify to notice.
+local ipairs, tostring = ipairs, tostring
+local format = string.format
+local concat = table.concat
+
+local R = require("cfiam.resolve")
+local err_ = R.err
+
+local _M = {}
+
+local LIST_OPTS = { per_page = "number", max_pages = "number",
+  fuzzy_email = "string", direction = "string" }
+local PLAN_OPTS = { per_page = "number", max_pages = "number" }
+local SYNC_OPTS = { per_page = "number", max_pages = "number",
+  dry_run = "boolean", max_removals = "number", allow_empty = "boolean",
+  verify = "boolean" }
+
+-- A pager over the group's members, or nil, err (invalid arguments).
+local function member_pager(client, account, group, opts)
+  local err = R.check_paging(opts, R.GROUP_PAGE)
+  if err then return nil, err end
+  if opts.direction ~= nil and opts.direction ~= "asc" and opts.direction ~= "desc" then
+    return nil, err_("invalid_argument", "direction: expected 'asc' or 'desc', got "
+      .. R.quote(opts.direction))
+  end
+  local path
+  path, err = client:_members_path(account, group)
+  if not path then return nil, err end
+  return R.pager{ client = client, path = path, decode = "members",
+    query = { fuzzyEmail = opts.fuzzy_email, direction = opts.direction },
+    filtered = opts.fuzzy_email ~= nil,
+    per_page = opts.per_page or R.GROUP_PAGE, max_pages = opts.max_pages,
+    what = "the members of group " .. group }
+end
+
+local function check_ids_args(account, group, fname)
+  R.check_string(account, "account", fname)
+  R.check_string(group, "group", fname)
+end
+
+--- Lists every member of a group, across all pages.
+-- syntax: members, err = client:list_members(account, group [, opts])
+-- opts: per_page (1-500, default 500), max_pages (default: enough for
+-- total_count, plus one), fuzzy_email, direction ("asc"|"desc").
+-- @return array of { id, email, status } (as the API sent them), or nil,
+--   err; kind "incomplete" when the listing did not reach its end or (when
+--   unfiltered) came back with fewer members than total_count.
+function _M.list_members(client, account, group, opts)
+  check_ids_args(account, group, "list_members")
+  opts = R.check_opts(opts, LIST_OPTS, "list_members")
+  local p, err = member_pager(client, account, group, opts)
+  if not p then return nil, err end
+  return R.collect(p)
+end
+
+--- Iterates over a group's members, one page in memory at a time.
+-- syntax: for member, err in client:each_member(account, group [, opts]) do
+-- Same opts and paging rules as list_members. When a page fails (or the
+-- listing is incomplete) the iterator yields false, err once, then ends.
+function _M.each_member(client, account, group, opts)
+  check_ids_args(account, group, "each_member")
+  opts = R.check_opts(opts, LIST_OPTS, "each_member")
+  local p, failure = member_pager(client, account, group, opts)
+  local items, i = nil, 0
+  return function()
+    if failure then
+      local e = failure
+      failure, p = nil, nil
+      return false, e
+    end
+    while p do
+      if items and i < #items then
+        i = i + 1
+        return items[i]
+      end
+      local e
+      items, e = R.next_page(p)
+      i = 0
+      if not items then
+        p = nil
+        if e then return false, e end
+      end
+    end
+    return nil
+  end
+end
+
+--- Adds members with one POST (ids de-duplicated; e-mails resolved).
+-- syntax: members, err = client:add_members(account, group, ids)
+-- @return the API's member list (array of { id, email, status }), or nil, err.
+function _M.add_members(client, account, group, ids)
+  check_ids_args(account, group, "add_members")
+  local path, err = client:_members_path(account, group)
+  if not path then return nil, err end
+  local list
+  list, err = R.normalise(client, account, ids, "ids", "add_members")
+  if not list then return nil, err end
+  if #list == 0 then
+    return nil, err_("invalid_argument", "ids is empty: nothing to add")
+  end
+  local members
+  members, err = client:request("POST", path, { ids = list, decode = "members" })
+  if not members then return nil, err end
+  return members
+end
+
+--- Removes exactly the given members (DELETE .../members/{id} each).
+-- syntax: res, err = client:remove_members(account, group, ids)
+-- The group is read first, so a missing group is not_found rather than
+-- every id being reported as not a member.
+-- @return { removed = {ids}, not_members = {ids} }, or nil, err; after a
+--   failure part way, err.removed and err.not_members say what was done.
+function _M.remove_members(client, account, group, ids)
+  check_ids_args(account, group, "remove_members")
+  local path, err = client:_members_path(account, group)
+  if not path then return nil, err end
+  local list
+  list, err = R.normalise(client, account, ids, "ids", "remove_members")
+  if not list then return nil, err end
+  if #list == 0 then
+    return nil, err_("invalid_argument", "ids is empty: nothing to remove")
+  end
+  local group_path = path:sub(1, -#"/members" - 1)
+  local ok
+  ok, err = client:request("GET", group_path)
+  if ok == nil and err and err.kind then return nil, err end
+  local out = { removed = {}, not_members = {} }
+  for _, id in ipairs(list) do
+    ok, err = client:request("DELETE", path .. "/" .. id)
+    if ok ~= nil or not (err and err.kind) then
+      out.removed[#out.removed + 1] = id
+    elseif err.kind == "not_found" then
+      out.not_members[#out.not_members + 1] = id
+    else
+      err.removed, err.not_members = out.removed, out.not_members
+      return nil, err
+    end
+  end
+  return out
+end
+
+-- The plan, computed from a complete listing (no arguments checks here:
+-- the public functions did them). Returns plan or nil, err.
+local function make_plan(client, account, group, desired, opts, fname)
+  local path, err = client:_members_path(account, group)
+  if not path then return nil, err end
+  local ids, emails = R.split(desired, "desired", fname)
+  if not ids then return nil, emails end
+  local p
+  p, err = member_pager(client, account, group, opts)
+  if not p then return nil, err end
+  local index
+  if #emails > 0 then
+    -- Resolve first: an unknown address fails before the long listing.
+    ids, index = R.normalise(client, account, desired, "desired", fname)
+    if not ids then return nil, index end
+  end
+  local current
+  current, err = R.collect(p)
+  if not current then return nil, err end
+  local want = {}
+  for _, id in ipairs(ids) do want[id] = true end
+  local plan = { add = {}, remove = {}, keep = {} }
+  local have = {}
+  for _, m in ipairs(current) do
+    local e = R.entry(m)
+    have[e.id] = true
+    if want[e.id] then plan.keep[#plan.keep + 1] = e
+    else plan.remove[#plan.remove + 1] = e end
+  end
+  local unknown = {}
+  for _, id in ipairs(ids) do
+    if not have[id] then
+      if not index then
+        index, err = R.account_index(client, account)
+        if not index then return nil, err end
+      end
+      local e = index.by_id[id]
+      if e then
+        plan.add[#plan.add + 1] = { id = e.id, email = e.email, status = e.status }
+      else
+        unknown[#unknown + 1] = id
+      end
+    end
+  end
+  if #unknown > 0 then
+    return nil, err_("invalid_argument", format("%s not a member of account %s: %s",
+      #unknown == 1 and "id is" or "ids are", account, concat(unknown, ", ")),
+      { unknown = unknown })
+  end
+  return plan
+end
+
+--- Computes what a sync would do, writing nothing.
+-- syntax: plan, err = client:plan_members(account, group, desired [, opts])
+-- desired mixes member ids and e-mail addresses. opts: per_page, max_pages.
+-- @return { add = {...}, remove = {...}, keep = {...} }, entries
+--   { id, email, status } (from the group listing, or from the account's
+--   member list for additions), or nil, err.
+function _M.plan_members(client, account, group, desired, opts)
+  check_ids_args(account, group, "plan_members")
+  opts = R.check_opts(opts, PLAN_OPTS, "plan_members")
+  return make_plan(client, account, group, desired, opts, "plan_members")
+end
+
+-- Entries of `list` whose id is not in set `ids`.
+local function missing_from(list, ids)
+  local out = {}
+  for _, e in ipairs(list) do
+    if not ids[e.id] then out[#out + 1] = e end
+  end
+  return out
+end
+
+--- Replaces the group's members with `desired` in one PUT, safely.
+-- syntax: plan, err = client:sync_members(account, group, desired [, opts])
+-- opts: dry_run (plan only), max_removals (default 10), allow_empty,
+-- verify (list again after the write), per_page, max_pages.
+-- @return plan, or nil, err: kind "guard" (err.plan, nothing written), "drift"
+--   (err.plan, err.missing, err.unexpected), the listing's error (nothing
+--   written), or the PUT's error with err.plan.
+function _M.sync_members(client, account, group, desired, opts)
+  check_ids_args(account, group, "sync_members")
+  opts = R.check_opts(opts, SYNC_OPTS, "sync_members")
+  local max_removals = opts.max_removals or 10
+  if max_removals ~= max_removals or max_removals < 0 then
+    return nil, err_("invalid_argument",
+      "max_removals: expected a number of at least 0, got " .. tostring(max_removals))
+  end
+  local plan_opts = { per_page = opts.per_page, max_pages = opts.max_pages }
+  local plan, err = make_plan(client, account, group, desired, plan_opts, "sync_members")
+  if not plan then return nil, err end
+  local n_remove = #plan.remove
+  if #plan.add + #plan.keep == 0 and not opts.allow_empty then
+    return nil, err_("guard", format("the plan empties group %s (%d member%s "
+      .. "removed); pass allow_empty to mean that", group, n_remove,
+      n_remove == 1 and "" or "s"), { plan = plan })
+  end
+  if n_remove > max_removals then
+    return nil, err_("guard", format("the plan removes %d members from group "
+      .. "%s, more than max_removals (%s)", n_remove, group,
+      tostring(max_removals)), { plan = plan })
+  end
+  if opts.dry_run then return plan end
+  local ids = {}
+  for _, e in ipairs(plan.keep) do ids[#ids + 1] = e.id end
+  for _, e in ipairs(plan.add) do ids[#ids + 1] = e.id end
+  local members
+  members, err = client:update_members(account, group, ids,
+    { allow_empty = opts.allow_empty and true or nil })
+  if not members then
+    err.plan = plan
+    return nil, err
+  end
+  if opts.verify then
+    local p, now
+    p, err = member_pager(client, account, group, plan_opts)
+    if p then now, err = R.collect(p) end
+    if not now then
+      err.plan = plan -- the write happened; the check could not be made
+      return nil, err
+    end
+    local want, got = {}, {}
+    for _, id in ipairs(ids) do want[id] = true end
+    local entries = {}
+    for _, m in ipairs(now) do
+      local e = R.entry(m)
+      got[e.id] = true
+      entries[#entries + 1] = e
+    end
+    local expected = {}
+    for _, e in ipairs(plan.keep) do expected[#expected + 1] = e end
+    for _, e in ipairs(plan.add) do expected[#expected + 1] = e end
+    local missing = missing_from(expected, got)
+    local unexpected = missing_from(entries, want)
+    if #missing > 0 or #unexpected > 0 then
+      return nil, err_("drift", format("after the write, group %s differs "
+        .. "from the plan: %d missing, %d unexpected", group, #missing,
+        #unexpected), { plan = plan, missing = missing, unexpected = unexpected })
+    end
+  end
+  return plan
+end
+
+return _M

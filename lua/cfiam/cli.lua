@@ -1,0 +1,547 @@
+--- cfiam.cli: the `cfiam` command (bin/cfiam calls main(arg)).
+--
+--   cfiam members list    ACCOUNT GROUP            [--json]
+--   cfiam members add     ACCOUNT GROUP ID|EMAIL...
+--   cfiam members remove  ACCOUNT GROUP ID|EMAIL...
+--   cfiam members sync    ACCOUNT GROUP [ID|EMAIL... | --file F | -] ...
+--   cfiam groups  list    ACCOUNT [--name N]
+--
+-- Arguments are parsed by hand (no dependency). Exit status: 0 success,
+-- 1 API or network error, 2 usage error, invalid argument, refused guard
+-- or a write that was not confirmed. With --json, standard output carries
+-- exactly one JSON document, also on failure ({"error": {...}}); the
+-- one-line error message always goes to standard error.
+--
+-- Terminal check: `sync` asks before writing only when standard input is
+-- a terminal, probed with os.execute("test -t 0") (no C needed); the
+-- environment variable CFIAM_TTY=1 (or 0) overrides the probe, so tests
+-- and wrappers can drive the prompt through a pipe. The answer is read
+-- from standard input; without a terminal `sync` writes only with --yes.
+local type, ipairs, pairs, tostring, tonumber, getmetatable, setmetatable =
+  type, ipairs, pairs, tostring, tonumber, getmetatable, setmetatable
+local require, pcall, next = require, pcall, next
+local concat, sort = table.concat, table.sort
+local format, lower = string.format, string.lower
+local io, os = io, os
+
+local _M = {}
+
+local HELP = [[
+cfiam: manage Cloudflare account user-group membership
+
+usage:
+  cfiam members list    ACCOUNT GROUP            [--json]
+  cfiam members add     ACCOUNT GROUP ID|EMAIL... [--json]
+  cfiam members remove  ACCOUNT GROUP ID|EMAIL... [--json]
+  cfiam members sync    ACCOUNT GROUP [ID|EMAIL... | --file F | -]
+                        [--dry-run] [--allow-empty] [--max-removals N] [--yes] [--json]
+  cfiam groups  list    ACCOUNT [--name N] [--json]
+  cfiam --help | cfiam members --help | cfiam groups --help
+
+ACCOUNT is the 32-character account id. GROUP is a 32-character user group
+id or a group name (looked up with an exact match). Members are given as
+account-member ids or e-mail addresses (matched case-insensitively against
+the account's members).
+
+Options:
+  --json             print one JSON document on standard output (also on
+                     failure: {"error": {...}})
+  -h, --help         show help
+
+Environment:
+  CLOUDFLARE_API_TOKEN, or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY
+                     credentials
+  CLOUDFLARE_BASE_URL
+                     API base URL (default https://api.cloudflare.com/client/v4)
+  CFIAM_TTY=1|0      treat standard input as a terminal (or not) for the
+                     sync confirmation, instead of probing it
+
+Exit status:
+  0  success
+  1  API or network error (including an incomplete listing or drift)
+  2  usage error, invalid argument, refused guard, or a sync that was not
+     confirmed; the error's one-line message is on standard error
+]]
+
+local MEMBERS_HELP = [[
+usage:
+  cfiam members list    ACCOUNT GROUP [--json]
+      Every member of the group (all pages), one per line:
+      ID<TAB>EMAIL<TAB>STATUS. --json: an array of {id, email, status}.
+
+  cfiam members add     ACCOUNT GROUP ID|EMAIL... [--json]
+      Adds the members with one request. Prints "+ EMAIL (ID)" per member
+      given. --json: {"added": [...], "members": [...]} (the whole group).
+
+  cfiam members remove  ACCOUNT GROUP ID|EMAIL... [--json]
+      Removes exactly these members. A member that was not in the group is
+      reported ("not a member: ID"), not an error.
+      --json: {"removed": [ids], "not_members": [ids]}.
+
+  cfiam members sync    ACCOUNT GROUP [ID|EMAIL... | --file F | -] [options]
+      Makes the group's members exactly the list given (one PUT). The list
+      comes from the arguments, from file F, or from standard input (-):
+      ids or e-mail addresses separated by white space or commas, '#'
+      starts a comment. Prints the plan as a diff first:
+          + EMAIL (ID)      to add (" pending" when not yet accepted)
+          - EMAIL (ID)      to remove
+          N to add, N to remove, N unchanged
+      then asks for confirmation when standard input is a terminal; without
+      a terminal it writes only with --yes.
+      --dry-run           print the plan, write nothing
+      --allow-empty       allow a plan that leaves the group empty
+      --max-removals N    refuse a plan that removes more than N (default 10)
+      --yes, -y           write without asking
+      --json              {"add", "remove", "keep", "dry_run", "written"}
+
+Exit status: 0 success, 1 API or network error, 2 usage error, invalid
+argument, refused guard or a sync not confirmed (message on standard error).
+Credentials: CLOUDFLARE_API_TOKEN (or CLOUDFLARE_EMAIL and
+CLOUDFLARE_API_KEY); CLOUDFLARE_BASE_URL for another API endpoint.
+]]
+
+local GROUPS_HELP = [[
+usage:
+  cfiam groups list ACCOUNT [--name N] [--json]
+      The account's user groups, one per line: ID<TAB>NAME. --name N keeps
+      the group named exactly N. --json: an array of the group objects.
+
+Exit status: 0 success, 1 API or network error, 2 usage error.
+]]
+
+---------------------------------------------------------------------------
+-- JSON output. A private cjson instance encodes strings and numbers; the
+-- structure is written here so that empty arrays come out as [] (cjson
+-- writes an empty table as {}). Tables marked with OBJECT are objects.
+---------------------------------------------------------------------------
+
+local OBJECT = {}
+local function object(t) return setmetatable(t, OBJECT) end
+
+local cjson
+local function encode(v, out)
+  local t = type(v)
+  if t == "table" then
+    if getmetatable(v) ~= OBJECT and (v[1] ~= nil or next(v) == nil) then
+      out[#out + 1] = "["
+      for i = 1, #v do
+        if i > 1 then out[#out + 1] = "," end
+        encode(v[i], out)
+      end
+      out[#out + 1] = "]"
+    else
+      local keys = {}
+      for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+      sort(keys)
+      out[#out + 1] = "{"
+      for i, k in ipairs(keys) do
+        if i > 1 then out[#out + 1] = "," end
+        out[#out + 1] = cjson.encode(k)
+        out[#out + 1] = ":"
+        encode(v[k], out)
+      end
+      out[#out + 1] = "}"
+    end
+  elseif t == "string" or t == "number" or t == "boolean" then
+    out[#out + 1] = cjson.encode(v)
+  else
+    out[#out + 1] = "null"
+  end
+end
+
+local function json(v)
+  cjson = cjson or require("cjson").new()
+  local out = {}
+  encode(v, out)
+  return concat(out)
+end
+
+---------------------------------------------------------------------------
+-- Output helpers
+---------------------------------------------------------------------------
+
+local Usage = {} -- metatable of usage errors
+
+local function usage(msg)
+  return setmetatable({ kind = "usage", message = msg }, Usage)
+end
+
+local function entry_doc(e)
+  return object({ id = e.id, email = e.email, status = e.status })
+end
+
+local function entries_doc(list)
+  local out = {}
+  for i, e in ipairs(list or {}) do out[i] = entry_doc(e) end
+  return out
+end
+
+local function plan_doc(plan)
+  return object({ add = entries_doc(plan.add), remove = entries_doc(plan.remove),
+    keep = entries_doc(plan.keep) })
+end
+
+local function error_doc(err)
+  local e = object({ kind = err.kind, message = err.message, status = err.status,
+    ray_id = err.ray_id })
+  if type(err.errors) == "table" then
+    local list = {}
+    for i, x in ipairs(err.errors) do
+      list[i] = object({ code = x.code, message = x.message })
+    end
+    e.errors = list
+  end
+  if err.plan then e.plan = plan_doc(err.plan) end
+  if err.missing then e.missing = entries_doc(err.missing) end
+  if err.unexpected then e.unexpected = entries_doc(err.unexpected) end
+  if err.unknown then e.unknown = err.unknown end
+  return object({ error = e })
+end
+
+local function label(e)
+  local s = format("%s (%s)", e.email or "?", e.id)
+  if e.status == "pending" then s = s .. " pending" end
+  return s
+end
+
+---------------------------------------------------------------------------
+-- Parsing
+---------------------------------------------------------------------------
+
+-- Options each subcommand takes; true = takes a value.
+local OPTIONS = {
+  ["members list"] = { json = false },
+  ["members add"] = { json = false },
+  ["members remove"] = { json = false },
+  ["members sync"] = { json = false, file = true, ["dry-run"] = false,
+    ["allow-empty"] = false, ["max-removals"] = true, yes = false },
+  ["groups list"] = { json = false, name = true },
+}
+
+-- Splits argv (from index i) into positional arguments and options.
+local function parse(argv, i, allowed)
+  local pos, opts = {}, {}
+  local only_pos = false
+  while argv[i] ~= nil do
+    local a = argv[i]
+    if only_pos or a == "-" or a:sub(1, 1) ~= "-" then
+      pos[#pos + 1] = a
+    elseif a == "--" then
+      only_pos = true
+    elseif a == "-h" or a == "--help" then
+      opts.help = true
+    elseif a == "-y" then
+      if allowed.yes == nil then return nil, usage("unknown option -y") end
+      opts.yes = true
+    else
+      local name, value = a:match("^%-%-([%w%-]+)=(.*)$")
+      name = name or a:match("^%-%-([%w%-]+)$")
+      if not name or allowed[name] == nil then
+        return nil, usage("unknown option " .. a)
+      end
+      if allowed[name] then
+        if value == nil then
+          i = i + 1
+          value = argv[i]
+          if value == nil then return nil, usage("option --" .. name .. " needs a value") end
+        end
+        opts[name] = value
+      elseif value ~= nil then
+        return nil, usage("option --" .. name .. " takes no value")
+      else
+        opts[name] = true
+      end
+    end
+    i = i + 1
+  end
+  return pos, opts
+end
+
+-- Ids and e-mail addresses from a text: white space or commas between
+-- them, '#' to the end of a line is a comment.
+local function read_list(text)
+  local out = {}
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    line = line:gsub("#.*$", "")
+    for word in line:gmatch("[^%s,]+") do out[#out + 1] = word end
+  end
+  return out
+end
+
+local function is_tty()
+  local forced = os.getenv("CFIAM_TTY")
+  if forced == "1" then return true end
+  if forced == "0" then return false end
+  local r1, _, r3 = os.execute("test -t 0")
+  return r1 == true or r1 == 0 or (r1 == nil and r3 == 0)
+end
+
+---------------------------------------------------------------------------
+-- Subcommands: each returns a JSON document (or nil) and text lines, or
+-- nil, err.
+---------------------------------------------------------------------------
+
+local function group_id(client, cfiam, account, group)
+  if cfiam.is_id(group) then return lower(group) end
+  local g, err = client:find_group(account, group)
+  if not g then return nil, err end
+  return g.id
+end
+
+local function need(pos, n, what)
+  if #pos < n then return usage("missing " .. what) end
+end
+
+local run = {}
+
+run["members list"] = function(c, cfiam, pos, opts, out)
+  local e = need(pos, 2, "ACCOUNT GROUP")
+  if e then return nil, e end
+  if #pos > 2 then return nil, usage("too many arguments") end
+  local g, err = group_id(c, cfiam, pos[1], pos[2])
+  if not g then return nil, err end
+  local members
+  members, err = c:list_members(pos[1], g)
+  if not members then return nil, err end
+  if opts.json then return entries_doc(members) end
+  for _, m in ipairs(members) do
+    out[#out + 1] = format("%s\t%s\t%s", m.id, m.email or "", m.status or "")
+  end
+end
+
+run["members add"] = function(c, cfiam, pos, opts, out)
+  local e = need(pos, 3, "ACCOUNT GROUP ID|EMAIL...")
+  if e then return nil, e end
+  local g, err = group_id(c, cfiam, pos[1], pos[2])
+  if not g then return nil, err end
+  local list = {}
+  for i = 3, #pos do list[#list + 1] = pos[i] end
+  local members
+  members, err = c:add_members(pos[1], g, list)
+  if not members then return nil, err end
+  -- Report the members given, with the e-mail the API knows them by.
+  local wanted = {}
+  for _, v in ipairs(list) do wanted[lower(v)] = true end
+  local added = {}
+  for _, m in ipairs(members) do
+    if wanted[lower(m.id)] or (m.email and wanted[lower(m.email)]) then
+      added[#added + 1] = m
+      out[#out + 1] = "+ " .. label(m)
+    end
+  end
+  out[#out + 1] = format("%d member%s in the group", #members, #members == 1 and "" or "s")
+  if opts.json then
+    return object({ added = entries_doc(added), members = entries_doc(members) })
+  end
+end
+
+run["members remove"] = function(c, cfiam, pos, opts, out)
+  local e = need(pos, 3, "ACCOUNT GROUP ID|EMAIL...")
+  if e then return nil, e end
+  local g, err = group_id(c, cfiam, pos[1], pos[2])
+  if not g then return nil, err end
+  local list = {}
+  for i = 3, #pos do list[#list + 1] = pos[i] end
+  local res
+  res, err = c:remove_members(pos[1], g, list)
+  if not res then return nil, err end
+  if opts.json then
+    return object({ removed = res.removed, not_members = res.not_members })
+  end
+  for _, id in ipairs(res.removed) do out[#out + 1] = "- " .. id end
+  for _, id in ipairs(res.not_members) do out[#out + 1] = "not a member: " .. id end
+  out[#out + 1] = format("%d removed, %d not members", #res.removed, #res.not_members)
+end
+
+run["members sync"] = function(c, cfiam, pos, opts, out, io_)
+  local e = need(pos, 2, "ACCOUNT GROUP")
+  if e then return nil, e end
+  local list, from_stdin = {}, false
+  local rest = {}
+  for i = 3, #pos do rest[#rest + 1] = pos[i] end
+  if opts.file and #rest > 0 then
+    return nil, usage("give the members either as arguments, with --file, or with -")
+  end
+  if #rest == 1 and rest[1] == "-" then
+    from_stdin = true
+    list = read_list(io_.stdin:read("*a") or "")
+  elseif opts.file then
+    local f, ferr = io.open(opts.file, "rb")
+    if not f then return nil, usage("cannot read --file: " .. tostring(ferr)) end
+    list = read_list(f:read("*a") or "")
+    f:close()
+  else
+    for _, v in ipairs(rest) do
+      if v == "-" then return nil, usage("'-' (standard input) must be the only member argument") end
+      list[#list + 1] = v
+    end
+  end
+  local max_removals
+  if opts["max-removals"] then
+    max_removals = tonumber(opts["max-removals"])
+    if not max_removals or max_removals < 0 or max_removals % 1 ~= 0 then
+      return nil, usage("--max-removals: expected a whole number >= 0, got "
+        .. opts["max-removals"])
+    end
+  end
+  local account = pos[1]
+  local g, err = group_id(c, cfiam, account, pos[2])
+  if not g then return nil, err end
+  local allow_empty = opts["allow-empty"] and true or nil
+  -- The plan and the guards, without writing: what the user confirms is
+  -- then written as is, with one PUT of exactly those ids.
+  local plan
+  plan, err = c:sync_members(account, g, list, { dry_run = true,
+    max_removals = max_removals, allow_empty = allow_empty })
+  if plan then
+    for _, x in ipairs(plan.add) do out[#out + 1] = "+ " .. label(x) end
+    for _, x in ipairs(plan.remove) do out[#out + 1] = "- " .. label(x) end
+    out[#out + 1] = format("%d to add, %d to remove, %d unchanged", #plan.add,
+      #plan.remove, #plan.keep)
+  end
+  if not plan then return nil, err end
+  local doc = plan_doc(plan)
+  doc.dry_run, doc.written = opts["dry-run"] and true or false, false
+  if opts["dry-run"] then
+    out[#out + 1] = "dry run: nothing written"
+    return doc
+  end
+  if #plan.add == 0 and #plan.remove == 0 then
+    out[#out + 1] = "nothing to change"
+    return doc
+  end
+  if not opts.yes then
+    if from_stdin or not is_tty() then
+      return nil, setmetatable({ kind = "refused", plan = plan, message =
+        "not written: standard input is not a terminal to confirm on; pass --yes" }, Usage)
+    end
+    _M.flush(out, opts, io_)
+    io_.stderr:write(format("Apply this plan to group %s? [y/N] ", g))
+    io_.stderr:flush()
+    local answer = io_.stdin:read("*l") or ""
+    if not answer:lower():match("^%s*y") then
+      return nil, setmetatable({ kind = "refused", plan = plan,
+        message = "not confirmed: nothing written" }, Usage)
+    end
+  end
+  local ids = {}
+  for _, x in ipairs(plan.keep) do ids[#ids + 1] = x.id end
+  for _, x in ipairs(plan.add) do ids[#ids + 1] = x.id end
+  local members
+  members, err = c:update_members(account, g, ids, { allow_empty = allow_empty })
+  if not members then
+    err.plan = plan
+    return nil, err
+  end
+  out[#out + 1] = format("written: %d member%s in the group", #members,
+    #members == 1 and "" or "s")
+  doc.written = true
+  return doc
+end
+
+run["groups list"] = function(c, _, pos, opts, out)
+  local e = need(pos, 1, "ACCOUNT")
+  if e then return nil, e end
+  if #pos > 1 then return nil, usage("too many arguments") end
+  local groups, err
+  if opts.name then
+    local g
+    g, err = c:find_group(pos[1], opts.name)
+    groups = g and { g }
+  else
+    groups, err = c:list_groups(pos[1])
+  end
+  if not groups then return nil, err end
+  if opts.json then
+    local list = {}
+    for i, g in ipairs(groups) do list[i] = object(g) end
+    return list
+  end
+  for _, g in ipairs(groups) do out[#out + 1] = format("%s\t%s", g.id, g.name) end
+end
+
+-- Writes the text lines gathered so far (not in --json mode).
+function _M.flush(out, opts, io_)
+  if not opts.json and #out > 0 then
+    io_.stdout:write(concat(out, "\n"), "\n")
+  end
+  for i = #out, 1, -1 do out[i] = nil end
+end
+
+--- Runs the command. argv as in the global `arg`; io_ (optional) holds
+-- stdin, stdout, stderr. Returns the exit status.
+function _M.main(argv, io_)
+  io_ = io_ or { stdin = io.stdin, stdout = io.stdout, stderr = io.stderr }
+  local area, verb = argv[1], argv[2]
+  if area == nil then
+    io_.stderr:write(HELP)
+    return 2
+  end
+  if area == "-h" or area == "--help" or area == "help" then
+    io_.stdout:write(HELP)
+    return 0
+  end
+  local area_help = area == "members" and MEMBERS_HELP or area == "groups" and GROUPS_HELP
+  if not area_help then
+    io_.stderr:write("cfiam: unknown command '", area, "' (see cfiam --help)\n")
+    return 2
+  end
+  if verb == nil or verb == "-h" or verb == "--help" then
+    local w = verb and io_.stdout or io_.stderr
+    w:write(area_help)
+    return verb and 0 or 2
+  end
+  local key = area .. " " .. verb
+  local allowed = OPTIONS[key]
+  if not allowed then
+    io_.stderr:write("cfiam: unknown command '", key, "' (see cfiam ", area, " --help)\n")
+    return 2
+  end
+  local pos, opts = parse(argv, 3, allowed)
+  local json_mode = false
+  for i = 3, #argv do if argv[i] == "--json" then json_mode = true end end
+  local out = {}
+  local doc, err
+  if not pos then
+    err = opts
+    opts = { json = json_mode }
+  elseif opts.help then
+    io_.stdout:write(area_help)
+    return 0
+  else
+    local ok, cfiam = pcall(require, "cfiam")
+    if not ok then
+      io_.stderr:write("cfiam: cannot load the cfiam module: ", tostring(cfiam), "\n")
+      return 1
+    end
+    local cok, client = pcall(cfiam.default_client)
+    if not cok then
+      err = usage(tostring(client))
+    else
+      doc, err = run[key](client, cfiam, pos, opts, out, io_)
+    end
+  end
+  if err then
+    local status = 1
+    if getmetatable(err) == Usage or err.kind == "invalid_argument" or err.kind == "guard" then
+      status = 2
+    end
+    _M.flush(out, opts, io_)
+    if opts.json then io_.stdout:write(json(error_doc(err)), "\n") end
+    -- A cfiam error already reads "cfiam <kind>: <message>".
+    if getmetatable(err) == Usage then
+      io_.stderr:write("cfiam: ", tostring(err.message), "\n")
+    else
+      io_.stderr:write(tostring(err), "\n")
+    end
+    if getmetatable(err) == Usage and err.kind == "usage" then
+      io_.stderr:write("(see cfiam ", area, " --help)\n")
+    end
+    return status
+  end
+  _M.flush(out, opts, io_)
+  if opts.json then io_.stdout:write(json(doc or {}), "\n") end
+  return 0
+end
+
+return _M

@@ -1,0 +1,276 @@
+-- spec/20-list_spec.lua: list_members and each_member against the
+-- emulator: every page of a 3000-member group, the stop rules (empty page,
+-- total_count), max_pages, servers whose total_count lies, filters on the
+-- wire, failures part way, and argument errors.
+local emulator = require("helpers.emulator")
+local H = require("helpers.cli")
+
+describe("list_members", function()
+  local emu, ids, c, big, mid
+
+  setup(function()
+    local seed
+    seed, ids = H.seed()
+    emu = emulator.start{ seed = seed }
+    big, mid = ids.groups.Big.id, ids.groups.Mid.id
+  end)
+
+  teardown(function()
+    if emu then emu:stop() end
+  end)
+
+  before_each(function()
+    emu:reset()
+    c = H.client(emu)
+  end)
+
+  after_each(function()
+    if c then c:close() end
+  end)
+
+  it("returns every member of a 3000-member group, 500 a page, stopping at total_count", function()
+    local list, err = c:list_members(ids.account, big)
+    assert.is_nil(err)
+    assert.are.equal(3000, #list)
+    assert.are.same(H.sorted_ids(ids.groups.Big.member_ids), H.sorted_ids(list))
+    assert.are.equal("pending", list[7].status)
+    assert.are.equal(ids.groups.Big.emails[1], list[1].email)
+    local reqs = H.requests(emu, "GET", H.members_pattern(big))
+    -- 6 full pages reach total_count: no 7th request.
+    assert.are.equal(6, #reqs)
+    for i, r in ipairs(reqs) do
+      local q = H.query(r.query)
+      assert.are.equal(tostring(i), q.page)
+      assert.are.equal("500", q.per_page)
+    end
+  end)
+
+  it("pages with a smaller per_page and keeps the API's order", function()
+    local list, err = c:list_members(ids.account, big, { per_page = 100 })
+    assert.is_nil(err)
+    assert.are.equal(3000, #list)
+    for i = 1, 3000 do assert.are.equal(ids.groups.Big.member_ids[i], list[i].id) end
+    assert.are.equal(30, #H.requests(emu, "GET", H.members_pattern(big)))
+  end)
+
+  it("returns an empty table for an empty group after one request", function()
+    local list, err = c:list_members(ids.account, ids.groups.Empty.id)
+    assert.is_nil(err)
+    assert.are.same({}, list)
+    assert.are.equal(1, #emu:requests())
+  end)
+
+  it("stops on an empty page when the server gives no total_count", function()
+    local page = {}
+    for i = 1, 3 do page[i] = ids.members[i] end
+    emu:fault{
+      { path = H.members_pattern(big), times = 1, body = H.page_body(page) },
+      { path = H.members_pattern(big), times = 1, body = H.page_body({}) } }
+    local list, err = c:list_members(ids.account, big)
+    assert.is_nil(err)
+    assert.are.equal(3, #list)
+    assert.are.equal(2, #H.requests(emu, "GET", H.members_pattern(big)))
+  end)
+
+  it("passes fuzzy_email and direction as fuzzyEmail and direction", function()
+    local list, err = c:list_members(ids.account, big,
+      { fuzzy_email = "USER000", direction = "desc" })
+    assert.is_nil(err)
+    -- user0001..user0009: total_count (3000) counts the whole group, so a
+    -- filtered listing is not held to it.
+    assert.are.equal(9, #list)
+    assert.are.equal("user0009@example.com", list[1].email)
+    local q = H.query(H.requests(emu, "GET", H.members_pattern(big))[1].query)
+    assert.are.equal("USER000", q.fuzzyEmail)
+    assert.are.equal("desc", q.direction)
+    assert.is_nil(q.fuzzy_email)
+  end)
+
+  it("ends a listing cut short by max_pages with kind incomplete", function()
+    local list, err = c:list_members(ids.account, big, { max_pages = 2 })
+    assert.is_nil(list)
+    assert.are.equal("incomplete", err.kind)
+    assert.are.equal(1000, err.count)
+    assert.are.equal(3000, err.total_count)
+    assert.matches("max_pages", err.message)
+    assert.matches("^cfiam incomplete: ", tostring(err))
+    assert.are.equal(2, #emu:requests())
+  end)
+
+  it("reports a page that comes back empty too early (result null) as incomplete", function()
+    emu:fault{
+      { path = H.members_pattern(big), times = 1, delay_ms = 0 },
+      { path = H.members_pattern(big), times = 1, result_null = true } }
+    local list, err = c:list_members(ids.account, big)
+    assert.is_nil(list)
+    assert.are.equal("incomplete", err.kind)
+    assert.are.equal(500, err.count)
+    assert.matches("total_count says 3000", err.message)
+  end)
+
+  it("reports a server whose total_count claims more than it lists", function()
+    local pages = {}
+    for p = 1, 3 do
+      local list = {}
+      for i = (p - 1) * 100 + 1, math.min(p * 100, 250) do list[#list + 1] = ids.members[i] end
+      pages[p] = list
+    end
+    local rules = {}
+    for p = 1, 3 do
+      rules[p] = { path = H.members_pattern(mid), times = 1, body = H.page_body(pages[p],
+        { count = #pages[p], page = p, per_page = 100, total_count = 400 }) }
+    end
+    rules[4] = { path = H.members_pattern(mid), times = 1, body = H.page_body({},
+      { count = 0, page = 4, per_page = 100, total_count = 400 }) }
+    emu:fault(rules)
+    local list, err = c:list_members(ids.account, mid, { per_page = 100 })
+    assert.is_nil(list)
+    assert.are.equal("incomplete", err.kind)
+    assert.are.equal(250, err.count)
+    assert.are.equal(400, err.total_count)
+    assert.are.equal(4, #emu:requests())
+  end)
+
+  it("does not trust a total_count lower than what was listed", function()
+    local p1, p2 = {}, {}
+    for i = 1, 100 do p1[i] = ids.members[i]; p2[i] = ids.members[100 + i] end
+    emu:fault{
+      { path = H.members_pattern(big), times = 1, body = H.page_body(p1,
+        { count = 100, page = 1, per_page = 100, total_count = 50 }) },
+      { path = H.members_pattern(big), times = 1, body = H.page_body(p2,
+        { count = 100, page = 2, per_page = 100, total_count = 50 }) } }
+    local list, err = c:list_members(ids.account, big, { per_page = 100 })
+    assert.is_nil(list)
+    assert.are.equal("incomplete", err.kind)
+    assert.are.equal(200, err.count)
+    assert.matches("total_count says 50", err.message)
+  end)
+
+  it("bounds a listing that never runs out (default max_pages from total_count)", function()
+    local page = { ids.members[1], ids.members[2] }
+    emu:fault{ path = H.members_pattern(big), times = -1, body = H.page_body(page,
+      { count = 2, page = 1, per_page = 500, total_count = 3 }) }
+    local list, err = c:list_members(ids.account, big)
+    assert.is_nil(list)
+    assert.are.equal("incomplete", err.kind)
+    -- enough for total_count (1 page), plus one
+    assert.are.equal(2, #emu:requests())
+  end)
+
+  it("bounds a listing without total_count by an explicit max_pages", function()
+    emu:fault{ path = H.members_pattern(big), times = -1,
+      body = H.page_body({ ids.members[1] }) }
+    local list, err = c:list_members(ids.account, big, { max_pages = 5 })
+    assert.is_nil(list)
+    assert.are.equal("incomplete", err.kind)
+    assert.are.equal(5, #emu:requests())
+  end)
+
+  it("returns the error of a page that fails part way", function()
+    emu:fault{
+      { path = H.members_pattern(big), times = 2, delay_ms = 0 },
+      { path = H.members_pattern(big), times = 1, status = 500 } }
+    local list, err = c:list_members(ids.account, big)
+    assert.is_nil(list)
+    assert.are.equal("server", err.kind)
+    assert.are.equal(500, err.status)
+    assert.are.equal(3, #emu:requests())
+  end)
+
+  it("returns not_found for an unknown group and invalid_argument for a bad id", function()
+    local list, err = c:list_members(ids.account, string.rep("9", 32))
+    assert.is_nil(list)
+    assert.are.equal("not_found", err.kind)
+    emu:clear_requests()
+    list, err = c:list_members(ids.account, "not-an-id")
+    assert.is_nil(list)
+    assert.are.equal("invalid_argument", err.kind)
+    list, err = c:list_members(ids.account, big, { per_page = 501 })
+    assert.is_nil(list)
+    assert.are.equal("invalid_argument", err.kind)
+    list, err = c:list_members(ids.account, big, { direction = "up" })
+    assert.is_nil(list)
+    assert.are.equal("invalid_argument", err.kind)
+    assert.are.equal(0, #emu:requests())
+  end)
+
+  it("raises on wrong Lua types and unknown options", function()
+    assert.has_error(function() c:list_members(nil, big) end)
+    assert.has_error(function() c:list_members(ids.account, big, { perpage = 5 }) end)
+    assert.has_error(function() c:list_members(ids.account, big, { per_page = "5" }) end)
+  end)
+
+  it("is also a module-level function on the default client", function()
+    local out = H.run("-", nil, { env = H.env(emu), stdin = ([[
+      local cfiam = require("cfiam")
+      local list, err = cfiam.list_members(%q, %q)
+      io.write(list and #list or tostring(err))
+    ]]):format(ids.account, big) })
+    assert.are.equal(0, out.status, out.stderr)
+    assert.are.equal("3000", out.stdout)
+  end)
+end)
+
+describe("each_member", function()
+  local emu, ids, c, big
+
+  setup(function()
+    local seed
+    seed, ids = H.seed()
+    emu = emulator.start{ seed = seed }
+    big = ids.groups.Big.id
+  end)
+
+  teardown(function()
+    if emu then emu:stop() end
+  end)
+
+  before_each(function()
+    emu:reset()
+    c = H.client(emu)
+  end)
+
+  after_each(function()
+    if c then c:close() end
+  end)
+
+  it("yields every member, fetching page by page", function()
+    local n, seen = 0, {}
+    for m, err in c:each_member(ids.account, big) do
+      assert.is_nil(err)
+      n = n + 1
+      seen[m.id] = true
+      if n == 1 then assert.are.equal(1, #emu:requests()) end
+      if n == 501 then assert.are.equal(2, #emu:requests()) end
+    end
+    assert.are.equal(3000, n)
+    for _, id in ipairs(ids.groups.Big.member_ids) do assert.is_true(seen[id]) end
+    assert.are.equal(6, #emu:requests())
+  end)
+
+  it("yields false, err once when a page fails, then stops", function()
+    emu:fault{
+      { path = H.members_pattern(big), times = 2, delay_ms = 0 },
+      { path = H.members_pattern(big), times = 1, status = 503 } }
+    local members, failures, last = 0, 0, nil
+    for m, err in c:each_member(ids.account, big) do
+      if m then members = members + 1 else failures = failures + 1; last = err end
+    end
+    assert.are.equal(1000, members)
+    assert.are.equal(1, failures)
+    assert.are.equal("server", last.kind)
+  end)
+
+  it("yields false, err for an incomplete listing and for invalid arguments", function()
+    local results = {}
+    for m, err in c:each_member(ids.account, big, { max_pages = 1 }) do
+      if not m then results[#results + 1] = err.kind end
+    end
+    assert.are.same({ "incomplete" }, results)
+    results = {}
+    for m, err in c:each_member(ids.account, "bad") do
+      results[#results + 1] = m == false and err.kind or "member"
+    end
+    assert.are.same({ "invalid_argument" }, results)
+  end)
+end)

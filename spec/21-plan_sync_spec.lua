@@ -1,0 +1,245 @@
+-- spec/21-plan_sync_spec.lua: plan_members and sync_members against the
+-- emulator: plans from complete listings (ids and e-mails mixed, pending
+-- kept), one PUT with exactly the planned set, every guard (nothing
+-- written: checked in the emulator's request log and state), dry_run,
+-- listings that fail or are incomplete, a failed PUT, verify and drift.
+local emulator = require("helpers.emulator")
+local H = require("helpers.cli")
+
+describe("plan_members / sync_members", function()
+  local emu, ids, c, big, small, empty
+
+  setup(function()
+    local seed
+    seed, ids = H.seed()
+    emu = emulator.start{ seed = seed }
+    big, small, empty = ids.groups.Big.id, ids.groups.Small.id, ids.groups.Empty.id
+  end)
+
+  teardown(function()
+    if emu then emu:stop() end
+  end)
+
+  before_each(function()
+    emu:reset()
+    c = H.client(emu)
+  end)
+
+  after_each(function()
+    if c then c:close() end
+  end)
+
+  local function member(i) return ids.members[i] end
+
+  describe("plan_members", function()
+    it("plans add, remove and keep from ids and e-mails, writing nothing", function()
+      -- Small holds members 1..3; desired: 1 (id), 3 (e-mail in upper
+      -- case), 7 (pending, by e-mail), 8 (id).
+      local plan, err = c:plan_members(ids.account, small, { member(1).id,
+        member(3).email:upper(), member(7).email, member(8).id })
+      assert.is_nil(err)
+      assert.are.same({ { id = member(7).id, email = member(7).email, status = "pending" },
+        { id = member(8).id, email = member(8).email, status = "accepted" } }, plan.add)
+      assert.are.same({ { id = member(2).id, email = member(2).email, status = "accepted" } },
+        plan.remove)
+      assert.are.same({ member(1).id, member(3).id }, H.sorted_ids(plan.keep))
+      assert.are.equal(member(1).email, plan.keep[1].email)
+      assert.are.same({}, H.writes(emu))
+    end)
+
+    it("plans against a 3000-member group from a complete listing", function()
+      local desired = {}
+      for i = 6, 3000 do desired[#desired + 1] = member(i).id end -- drop 1..5
+      for i = 3001, 3007 do desired[#desired + 1] = member(i).email end -- add 7
+      local plan, err = c:plan_members(ids.account, big, desired)
+      assert.is_nil(err)
+      assert.are.equal(7, #plan.add)
+      assert.are.equal(5, #plan.remove)
+      assert.are.equal(2995, #plan.keep)
+      assert.are.same({ member(1).id, member(2).id, member(3).id, member(4).id, member(5).id },
+        H.sorted_ids(plan.remove))
+      assert.are.equal(6, #H.requests(emu, "GET", H.members_pattern(big)))
+      assert.are.same({}, H.writes(emu))
+    end)
+
+    it("fails with invalid_argument naming unknown addresses and ids", function()
+      local plan, err = c:plan_members(ids.account, small,
+        { member(1).id, "nobody@example.com", "ghost@example.org" })
+      assert.is_nil(plan)
+      assert.are.equal("invalid_argument", err.kind)
+      assert.matches("nobody@example.com, ghost@example.org", err.message, 1, true)
+      plan, err = c:plan_members(ids.account, small, { member(1).id, string.rep("f", 32) })
+      assert.is_nil(plan)
+      assert.are.equal("invalid_argument", err.kind)
+      assert.matches(string.rep("f", 32), err.message)
+      plan, err = c:plan_members(ids.account, small, { "neither" })
+      assert.is_nil(plan)
+      assert.are.equal("invalid_argument", err.kind)
+      assert.are.same({}, H.writes(emu))
+    end)
+
+    it("returns the listing's error when the listing is incomplete", function()
+      local plan, err = c:plan_members(ids.account, big, { member(1).id }, { max_pages = 1 })
+      assert.is_nil(plan)
+      assert.are.equal("incomplete", err.kind)
+    end)
+  end)
+
+  describe("sync_members", function()
+    it("replaces the members with one PUT of the planned set", function()
+      local plan, err = c:sync_members(ids.account, small,
+        { member(1).id, member(2).email, member(9).id, member(10).email })
+      assert.is_nil(err)
+      assert.are.same({ member(9).id, member(10).id }, H.sorted_ids(plan.add))
+      assert.are.same({ member(3).id }, H.sorted_ids(plan.remove))
+      local puts = H.writes(emu)
+      assert.are.equal(1, #puts)
+      assert.are.equal("PUT", puts[1].method)
+      assert.matches(H.members_pattern(small), puts[1].path)
+      local body = H.json(puts[1].body)
+      assert.are.same(H.sorted_ids({ member(1).id, member(2).id, member(9).id, member(10).id }),
+        H.sorted_ids(body))
+      assert.are.same(H.sorted_ids(body), H.state_members(emu, ids.account, small))
+    end)
+
+    it("keeps the whole group of 3000 across pages (the page-one bug)", function()
+      local desired = {}
+      for i = 1, 3000 do desired[i] = member(i).id end
+      desired[#desired + 1] = member(3100).id
+      local plan, err = c:sync_members(ids.account, big, desired)
+      assert.is_nil(err)
+      assert.are.equal(1, #plan.add)
+      assert.are.equal(0, #plan.remove)
+      local state = H.state_members(emu, ids.account, big)
+      assert.are.equal(3001, #state)
+    end)
+
+    it("refuses a plan that removes more than max_removals (default 10), writing nothing", function()
+      local desired = {}
+      for i = 12, 3000 do desired[#desired + 1] = member(i).id end -- removes 11
+      local plan, err = c:sync_members(ids.account, big, desired)
+      assert.is_nil(plan)
+      assert.are.equal("guard", err.kind)
+      assert.are.equal(11, #err.plan.remove)
+      assert.are.equal(2989, #err.plan.keep)
+      assert.matches("max_removals %(10%)", err.message)
+      assert.are.same({}, H.writes(emu))
+      assert.are.equal(3000, #H.state_members(emu, ids.account, big))
+
+      plan, err = c:sync_members(ids.account, big, desired, { max_removals = 11 })
+      assert.is_nil(err)
+      assert.are.equal(11, #plan.remove)
+      assert.are.equal(2989, #H.state_members(emu, ids.account, big))
+    end)
+
+    it("refuses to empty a group without allow_empty, writing nothing", function()
+      local plan, err = c:sync_members(ids.account, small, {}, { max_removals = 100 })
+      assert.is_nil(plan)
+      assert.are.equal("guard", err.kind)
+      assert.matches("empties group", err.message)
+      assert.are.equal(3, #err.plan.remove)
+      assert.are.same({}, H.writes(emu))
+      assert.are.equal(3, #H.state_members(emu, ids.account, small))
+
+      plan, err = c:sync_members(ids.account, small, {}, { allow_empty = true })
+      assert.is_nil(err)
+      assert.are.equal(3, #plan.remove)
+      local puts = H.writes(emu)
+      assert.are.equal(1, #puts)
+      assert.are.equal("[]", puts[1].body)
+      assert.are.same({}, H.state_members(emu, ids.account, small))
+    end)
+
+    it("applies the empty-group guard to an already empty group too", function()
+      local plan, err = c:sync_members(ids.account, empty, {})
+      assert.is_nil(plan)
+      assert.are.equal("guard", err.kind)
+      assert.are.same({}, H.writes(emu))
+    end)
+
+    it("dry_run returns the plan and writes nothing (guards still apply)", function()
+      local plan, err = c:sync_members(ids.account, small, { member(1).id, member(20).id },
+        { dry_run = true })
+      assert.is_nil(err)
+      assert.are.same({ member(20).id }, H.sorted_ids(plan.add))
+      assert.are.same({}, H.writes(emu))
+      plan, err = c:sync_members(ids.account, small, {}, { dry_run = true })
+      assert.is_nil(plan)
+      assert.are.equal("guard", err.kind)
+    end)
+
+    it("stops before writing when the listing fails or is incomplete", function()
+      emu:fault{ path = H.members_pattern(big), method = "GET", times = 1, status = 500 }
+      local plan, err = c:sync_members(ids.account, big, { member(1).id }, { max_removals = 1e6 })
+      assert.is_nil(plan)
+      assert.are.equal("server", err.kind)
+      emu:fault{
+        { path = H.members_pattern(big), method = "GET", times = 1, delay_ms = 0 },
+        { path = H.members_pattern(big), method = "GET", times = 1, result_null = true } }
+      plan, err = c:sync_members(ids.account, big, { member(1).id }, { max_removals = 1e6 })
+      assert.is_nil(plan)
+      assert.are.equal("incomplete", err.kind)
+      assert.are.same({}, H.writes(emu))
+      assert.are.equal(3000, #H.state_members(emu, ids.account, big))
+    end)
+
+    it("fails before writing on an unknown e-mail address", function()
+      local plan, err = c:sync_members(ids.account, small, { member(1).id, "who@example.com" })
+      assert.is_nil(plan)
+      assert.are.equal("invalid_argument", err.kind)
+      assert.matches("who@example.com", err.message)
+      assert.are.same({}, H.writes(emu))
+    end)
+
+    it("reports a failed PUT with err.plan, and the same call can be retried", function()
+      emu:fault{ path = H.members_pattern(small), method = "PUT", times = 1, status = 502 }
+      local desired = { member(1).id, member(4).id }
+      local plan, err = c:sync_members(ids.account, small, desired)
+      assert.is_nil(plan)
+      assert.are.equal("server", err.kind)
+      assert.are.same({ member(4).id }, H.sorted_ids(err.plan.add))
+      assert.are.equal(3, #H.state_members(emu, ids.account, small))
+      plan, err = c:sync_members(ids.account, small, desired)
+      assert.are.equal(1, #plan.add)
+      assert.is_nil(err)
+      assert.are.same(H.sorted_ids(desired), H.state_members(emu, ids.account, small))
+    end)
+
+    it("verify lists again and passes when the group matches", function()
+      local plan, err = c:sync_members(ids.account, small, { member(1).id, member(5).id },
+        { verify = true })
+      assert.is_nil(err)
+      assert.are.equal(1, #plan.add)
+      -- plan listing, PUT, verify listing
+      assert.are.equal(2, #H.requests(emu, "GET", H.members_pattern(small)))
+    end)
+
+    it("verify reports drift with err.plan, err.missing and err.unexpected", function()
+      -- The verify listing shows member 1 and an outsider (member 50),
+      -- while the plan wrote members 1 and 5.
+      emu:fault{
+        { path = H.members_pattern(small), method = "GET", times = 1, delay_ms = 0 },
+        { path = H.members_pattern(small), method = "GET", times = 1,
+          body = H.page_body({ member(1), member(50) },
+            { count = 2, page = 1, per_page = 500, total_count = 2 }) } }
+      local plan, err = c:sync_members(ids.account, small, { member(1).id, member(5).id },
+        { verify = true })
+      assert.is_nil(plan)
+      assert.are.equal("drift", err.kind)
+      assert.are.same({ member(5).id }, H.sorted_ids(err.missing))
+      assert.are.same({ { id = member(50).id, email = member(50).email, status = "accepted" } },
+        err.unexpected)
+      assert.are.same({ member(5).id }, H.sorted_ids(err.plan.add))
+      assert.matches("1 missing, 1 unexpected", err.message)
+    end)
+
+    it("raises on unknown options and rejects a negative max_removals", function()
+      assert.has_error(function() c:sync_members(ids.account, small, {}, { dryrun = true }) end)
+      assert.has_error(function() c:sync_members(ids.account, small, "x") end)
+      local plan, err = c:sync_members(ids.account, small, { member(1).id }, { max_removals = -1 })
+      assert.is_nil(plan)
+      assert.are.equal("invalid_argument", err.kind)
+      assert.are.same({}, emu:requests())
+    end)
+  end)
+end)

@@ -1,0 +1,312 @@
+-- spec/25-cli_spec.lua: the `cfiam` command, run as a child process
+-- (bin/cfiam under the suite's interpreter) against the emulator: output,
+-- --json documents, exit codes 0/1/2, help texts, the sync diff, guards,
+-- --file and '-', and the confirmation (refused without a terminal;
+-- CFIAM_TTY=1 stands in for one so the prompt can be answered).
+local emulator = require("helpers.emulator")
+local H = require("helpers.cli")
+
+describe("cfiam command", function()
+  local emu, ids, big, small, empty
+
+  setup(function()
+    local seed
+    seed, ids = H.seed()
+    emu = emulator.start{ seed = seed }
+    big, small, empty = ids.groups.Big.id, ids.groups.Small.id, ids.groups.Empty.id
+  end)
+
+  teardown(function()
+    if emu then emu:stop() end
+  end)
+
+  before_each(function()
+    emu:reset()
+  end)
+
+  local function cfiam(args, opts)
+    opts = opts or {}
+    opts.env = opts.env or H.env(emu)
+    return H.run("bin/cfiam", args, opts)
+  end
+
+  local function member(i) return ids.members[i] end
+
+  local function lines(s)
+    local out = {}
+    for l in s:gmatch("([^\n]*)\n") do out[#out + 1] = l end
+    return out
+  end
+
+  describe("help and usage", function()
+    it("cfiam --help documents every subcommand, the environment and the exit codes", function()
+      local r = cfiam({ "--help" })
+      assert.are.equal(0, r.status)
+      for _, s in ipairs({ "cfiam members list", "cfiam members add", "cfiam members remove",
+        "cfiam members sync", "cfiam groups  list", "--json", "--dry-run", "--allow-empty",
+        "--max-removals N", "--yes", "--file F", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_BASE_URL",
+        "Exit status", "2  usage error" }) do
+        assert.matches(s, r.stdout, 1, true)
+      end
+      assert.are.equal("", r.stderr)
+    end)
+
+    it("cfiam members --help explains the subcommands and options", function()
+      local r = cfiam({ "members", "--help" })
+      assert.are.equal(0, r.status)
+      for _, s in ipairs({ "--dry-run", "--allow-empty", "--max-removals N", "--yes",
+        "--file", "standard input (-)", "+ EMAIL (ID)", "Exit status" }) do
+        assert.matches(s, r.stdout, 1, true)
+      end
+      local r2 = cfiam({ "members", "sync", "--help" })
+      assert.are.equal(0, r2.status)
+      assert.are.equal(r.stdout, r2.stdout)
+    end)
+
+    it("exits 2 with a message on stderr for usage errors", function()
+      for _, args in ipairs({ {}, { "teams" }, { "members" }, { "members", "move" },
+        { "members", "list", ids.account }, { "members", "list", ids.account, big, "--bogus" },
+        { "members", "sync", ids.account, small, "--max-removals", "many" },
+        { "members", "sync", ids.account, small, "--max-removals" },
+        { "members", "add", ids.account, small } }) do
+        local r = cfiam(args)
+        assert.are.equal(2, r.status, table.concat(args, " "))
+        assert.are_not.equal("", r.stderr)
+      end
+      assert.are.same({}, emu:requests())
+    end)
+
+    it("exits 2 without credentials", function()
+      local r = cfiam({ "members", "list", ids.account, small },
+        { env = { CLOUDFLARE_BASE_URL = emu.base_url } })
+      assert.are.equal(2, r.status)
+      assert.matches("CLOUDFLARE_API_TOKEN", r.stderr)
+      assert.are.same({}, emu:requests())
+    end)
+  end)
+
+  describe("members list", function()
+    it("prints every member of a 3000-member group (group by name)", function()
+      local r = cfiam({ "members", "list", ids.account, "Big" })
+      assert.are.equal(0, r.status, r.stderr)
+      local l = lines(r.stdout)
+      assert.are.equal(3000, #l)
+      assert.are.equal(member(1).id .. "\t" .. member(1).email .. "\taccepted", l[1])
+      assert.are.equal(member(7).id .. "\t" .. member(7).email .. "\tpending", l[7])
+    end)
+
+    it("--json prints one array, [] for an empty group", function()
+      local r = cfiam({ "members", "list", ids.account, small, "--json" })
+      assert.are.equal(0, r.status, r.stderr)
+      local doc = H.json(r.stdout)
+      assert.are.same({ id = member(2).id, email = member(2).email, status = "accepted" }, doc[2])
+      assert.are.equal(3, #doc)
+      r = cfiam({ "members", "list", ids.account, empty, "--json" })
+      assert.are.equal(0, r.status)
+      assert.are.equal("[]\n", r.stdout)
+    end)
+
+    it("exits 1 on an API error or a network error, with the message on stderr", function()
+      local r = cfiam({ "members", "list", ids.account, string.rep("9", 32), "--json" })
+      assert.are.equal(1, r.status)
+      assert.matches("^cfiam not_found: ", r.stderr)
+      assert.are.equal("not_found", H.json(r.stdout).error.kind)
+      r = cfiam({ "members", "list", ids.account, "No Such Group" })
+      assert.are.equal(1, r.status)
+      assert.matches("no user group named 'No Such Group'", r.stderr, 1, true)
+      r = cfiam({ "members", "list", ids.account, small }, { env = {
+        CLOUDFLARE_API_TOKEN = H.TOKEN, CLOUDFLARE_BASE_URL = "http://127.0.0.1:1/client/v4" } })
+      assert.are.equal(1, r.status)
+      assert.matches("^cfiam network: ", r.stderr)
+    end)
+
+    it("exits 1 on an incomplete listing", function()
+      emu:fault{
+        { path = H.members_pattern(big), times = 1, delay_ms = 0 },
+        { path = H.members_pattern(big), times = 1, result_null = true } }
+      local r = cfiam({ "members", "list", ids.account, big })
+      assert.are.equal(1, r.status)
+      assert.matches("^cfiam incomplete: ", r.stderr)
+      assert.are.equal("", r.stdout)
+    end)
+  end)
+
+  describe("members add / remove", function()
+    it("adds by e-mail and id, printing the members given", function()
+      local r = cfiam({ "members", "add", ids.account, "Small", member(10).email:upper(),
+        member(14).id })
+      assert.are.equal(0, r.status, r.stderr)
+      assert.matches("+ " .. member(10).email .. " (" .. member(10).id .. ")\n", r.stdout, 1, true)
+      assert.matches("+ " .. member(14).email .. " (" .. member(14).id .. ") pending\n",
+        r.stdout, 1, true)
+      assert.matches("5 members in the group", r.stdout, 1, true)
+      assert.are.equal(5, #H.state_members(emu, ids.account, small))
+    end)
+
+    it("add --json, and exit 2 for an unknown address (nothing sent)", function()
+      local r = cfiam({ "members", "add", ids.account, small, member(11).id, "--json" })
+      assert.are.equal(0, r.status, r.stderr)
+      local doc = H.json(r.stdout)
+      assert.are.same({ { id = member(11).id, email = member(11).email, status = "accepted" } },
+        doc.added)
+      assert.are.equal(4, #doc.members)
+      emu:clear_requests()
+      r = cfiam({ "members", "add", ids.account, small, "nobody@example.com" })
+      assert.are.equal(2, r.status)
+      assert.matches("nobody@example.com", r.stderr, 1, true)
+      assert.are.same({}, H.writes(emu))
+    end)
+
+    it("removes, reporting members that were not in the group", function()
+      local r = cfiam({ "members", "remove", ids.account, small, member(1).email, member(20).id })
+      assert.are.equal(0, r.status, r.stderr)
+      assert.are.same({ "- " .. member(1).id, "not a member: " .. member(20).id,
+        "1 removed, 1 not members" }, lines(r.stdout))
+      r = cfiam({ "members", "remove", ids.account, small, member(2).id, "--json" })
+      assert.are.equal(0, r.status)
+      assert.are.equal('{"not_members":[],"removed":["' .. member(2).id .. '"]}\n', r.stdout)
+      assert.are.same({ member(3).id }, H.state_members(emu, ids.account, small))
+    end)
+  end)
+
+  describe("members sync", function()
+    it("--dry-run prints the diff and counts, writing nothing", function()
+      local r = cfiam({ "members", "sync", ids.account, small, member(1).id, member(2).id,
+        member(7).email, "--dry-run" })
+      assert.are.equal(0, r.status, r.stderr)
+      assert.are.same({
+        "+ " .. member(7).email .. " (" .. member(7).id .. ") pending",
+        "- " .. member(3).email .. " (" .. member(3).id .. ")",
+        "1 to add, 1 to remove, 2 unchanged",
+        "dry run: nothing written" }, lines(r.stdout))
+      assert.are.same({}, H.writes(emu))
+    end)
+
+    it("refuses to write without a terminal unless --yes (exit 2)", function()
+      local r = cfiam({ "members", "sync", ids.account, small, member(1).id, member(4).id })
+      assert.are.equal(2, r.status)
+      assert.matches("--yes", r.stderr, 1, true)
+      assert.matches("1 to add, 2 to remove, 1 unchanged", r.stdout, 1, true)
+      assert.are.same({}, H.writes(emu))
+      r = cfiam({ "members", "sync", ids.account, small, member(1).id, member(4).id, "--yes" })
+      assert.are.equal(0, r.status, r.stderr)
+      assert.matches("written: 2 members in the group", r.stdout, 1, true)
+      assert.are.same(H.sorted_ids({ member(1).id, member(4).id }),
+        H.state_members(emu, ids.account, small))
+      assert.are.equal(1, #H.writes(emu))
+    end)
+
+    it("asks on a terminal and writes only on yes", function()
+      local args = { "members", "sync", ids.account, small, member(1).id, member(2).id }
+      local env = H.env(emu, { CFIAM_TTY = "1" })
+      local r = cfiam(args, { env = env, stdin = "n\n" })
+      assert.are.equal(2, r.status)
+      assert.matches("Apply this plan to group " .. small .. "? [y/N]", r.stderr, 1, true)
+      assert.matches("not confirmed", r.stderr, 1, true)
+      assert.are.same({}, H.writes(emu))
+      r = cfiam(args, { env = env, stdin = "yes\n" })
+      assert.are.equal(0, r.status, r.stderr)
+      assert.are.same(H.sorted_ids({ member(1).id, member(2).id }),
+        H.state_members(emu, ids.account, small))
+    end)
+
+    it("reads the list from --file and from standard input (-)", function()
+      local file = os.tmpname()
+      local f = assert(io.open(file, "w"))
+      f:write("# members of Small\n", member(1).id, "\n", member(5).email:upper(), ", ",
+        member(6).id, "  # the new ones\n\n")
+      f:close()
+      local r = cfiam({ "members", "sync", ids.account, small, "--file", file, "--yes" })
+      os.remove(file)
+      assert.are.equal(0, r.status, r.stderr)
+      assert.are.same(H.sorted_ids({ member(1).id, member(5).id, member(6).id }),
+        H.state_members(emu, ids.account, small))
+      r = cfiam({ "members", "sync", ids.account, small, "-", "--yes" },
+        { stdin = member(8).email .. "\n" .. member(9).email .. "\n" .. member(1).id .. "\n" })
+      assert.are.equal(0, r.status, r.stderr)
+      assert.are.same(H.sorted_ids({ member(1).id, member(8).id, member(9).id }),
+        H.state_members(emu, ids.account, small))
+      -- '-' consumed standard input: no confirmation is possible without --yes
+      r = cfiam({ "members", "sync", ids.account, small, "-" },
+        { env = H.env(emu, { CFIAM_TTY = "1" }), stdin = member(1).id .. "\n" })
+      assert.are.equal(2, r.status)
+    end)
+
+    it("exits 2 on a guard, naming it on stderr, writing nothing", function()
+      local keep = {}
+      for i = 21, 3000 do keep[#keep + 1] = member(i).id end -- removes 20
+      local file = os.tmpname()
+      local f = assert(io.open(file, "w"))
+      f:write(table.concat(keep, "\n"))
+      f:close()
+      local r = cfiam({ "members", "sync", ids.account, big, "--file", file, "--yes", "--json" })
+      assert.are.equal(2, r.status)
+      assert.matches("^cfiam guard: the plan removes 20 members", r.stderr)
+      local doc = H.json(r.stdout)
+      assert.are.equal("guard", doc.error.kind)
+      assert.are.equal(20, #doc.error.plan.remove)
+      assert.are.same({}, doc.error.plan.add)
+      assert.are.same({}, H.writes(emu))
+      r = cfiam({ "members", "sync", ids.account, big, "--file", file, "--yes",
+        "--max-removals", "20" })
+      os.remove(file)
+      assert.are.equal(0, r.status, r.stderr)
+      assert.are.equal(2980, #H.state_members(emu, ids.account, big))
+    end)
+
+    it("refuses to empty a group without --allow-empty", function()
+      local r = cfiam({ "members", "sync", ids.account, small, "--yes" })
+      assert.are.equal(2, r.status)
+      assert.matches("^cfiam guard: the plan empties group", r.stderr)
+      assert.are.same({}, H.writes(emu))
+      r = cfiam({ "members", "sync", ids.account, small, "--yes", "--allow-empty", "--json" })
+      assert.are.equal(0, r.status, r.stderr)
+      local doc = H.json(r.stdout)
+      assert.is_true(doc.written)
+      assert.are.equal(3, #doc.remove)
+      assert.are.same({}, H.state_members(emu, ids.account, small))
+    end)
+
+    it("--json prints the plan as one document with [] for empty lists", function()
+      local r = cfiam({ "members", "sync", ids.account, small, member(1).id, member(2).id,
+        member(3).id, "--json", "--yes" })
+      assert.are.equal(0, r.status, r.stderr)
+      assert.matches('"add":[]', r.stdout, 1, true)
+      assert.matches('"remove":[]', r.stdout, 1, true)
+      local doc = H.json(r.stdout)
+      assert.are.equal(3, #doc.keep)
+      assert.is_false(doc.dry_run)
+      -- nothing to change: no write
+      assert.is_false(doc.written)
+      assert.are.same({}, H.writes(emu))
+    end)
+
+    it("exits 1 when the PUT fails", function()
+      -- 400 is not retried (the command's client keeps the default retries)
+      emu:fault{ method = "PUT", times = 1, status = 400 }
+      local r = cfiam({ "members", "sync", ids.account, small, member(1).id, "--yes", "--json",
+        "--max-removals", "5" })
+      assert.are.equal(1, r.status)
+      assert.matches("^cfiam api: ", r.stderr)
+      assert.are.equal(2, #H.json(r.stdout).error.plan.remove)
+      assert.are.equal(3, #H.state_members(emu, ids.account, small))
+    end)
+  end)
+
+  describe("groups list", function()
+    it("prints id and name per group, --name and --json", function()
+      local r = cfiam({ "groups", "list", ids.account })
+      assert.are.equal(0, r.status, r.stderr)
+      assert.are.same({ big .. "\tBig", ids.groups.Empty.id .. "\tEmpty",
+        ids.groups.Mid.id .. "\tMid", small .. "\tSmall" }, lines(r.stdout))
+      r = cfiam({ "groups", "list", ids.account, "--name", "Mid", "--json" })
+      assert.are.equal(0, r.status, r.stderr)
+      local doc = H.json(r.stdout)
+      assert.are.equal(1, #doc)
+      assert.are.equal(ids.groups.Mid.id, doc[1].id)
+      r = cfiam({ "groups", "list", ids.account, "--name=Nope" })
+      assert.are.equal(1, r.status)
+      assert.matches("^cfiam not_found: ", r.stderr)
+    end)
+  end)
+end)
