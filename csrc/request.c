@@ -297,7 +297,16 @@ static int push_members_path(lua_State *L, cfiam_client *c, int a, int g) {
         return cfiam_invalid(L, c->secrets, "group: expected a 32-character hexadecimal "
                                 "id, got %s", q);
     }
-    lua_pushfstring(L, "/accounts/%s/iam/user_groups/%s/members", acc, grp);
+    {   /* lower case, as the API writes ids (and as bodies are sent) */
+        char path[128];
+        size_t i;
+        snprintf(path, sizeof(path), "/accounts/%s/iam/user_groups/%s/members",
+                 acc, grp);
+        for (i = 0; path[i]; i++)
+            if (path[i] >= 'A' && path[i] <= 'F')
+                path[i] = (char)(path[i] | 0x20);
+        lua_pushstring(L, path);
+    }
     return 0;
 }
 

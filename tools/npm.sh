@@ -49,10 +49,19 @@ mkdir -p "$PREFIX" "$CACHE"
 
 # --prefer-offline: use the cache when it has the tarballs; the pinned
 # versions never change, so this is safe and avoids a download.
-CI=true npm_config_update_notifier=false "$NPM" install \
-  --prefix "$PREFIX" --cache "$CACHE" --prefer-offline \
-  --no-audit --no-fund --save-exact --loglevel=error \
-  "$PRISM_PKG@$PRISM_VERSION" "$SDK_PKG@$SDK_VERSION" </dev/null >&2
+install() {
+  CI=true npm_config_update_notifier=false "$NPM" install \
+    --prefix "$PREFIX" --cache "$CACHE" --prefer-offline \
+    --no-audit --no-fund --save-exact --loglevel=error \
+    "$PRISM_PKG@$PRISM_VERSION" "$SDK_PKG@$SDK_VERSION" </dev/null >&2
+}
+install
+# Once, npm reported success from a warm cache yet left a scoped package
+# out; a second pass (from the cache, no download) completes the tree.
+if [ "$(installed_version $PRISM_PKG)" != "$PRISM_VERSION" ] ||
+   [ "$(installed_version $SDK_PKG)" != "$SDK_VERSION" ]; then
+  install
+fi
 
 if [ "$(installed_version $PRISM_PKG)" != "$PRISM_VERSION" ] ||
    [ "$(installed_version $SDK_PKG)" != "$SDK_VERSION" ]; then
