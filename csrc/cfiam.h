@@ -147,6 +147,7 @@ typedef struct cfiam_client {
     cfiam_resp_headers rh;          /* headers of the last response */
     long status;
     int too_large, oom;             /* set by the write callback */
+    int head_done;                  /* the blank line ending headers came */
     int closed;
     /* Configuration: these point into strings anchored in the userdata's
      * user value table, so they live as long as the client. */

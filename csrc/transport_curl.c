@@ -9,6 +9,7 @@
  * max_response_bytes, or an allocation failure, stops the transfer with a
  * flag that cfiam_curl_kind reads afterwards.
  */
+#include <stdio.h>
 #include <string.h>
 #include "cfiam.h"
 
@@ -31,10 +32,15 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
     size_t len = size * n;
     /* A status line starts a new response (after 100 Continue, say):
      * forget what the previous one said. */
-    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0)
+    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
         memset(&c->rh, 0, sizeof(c->rh));
-    else
+        c->head_done = 0;
+    } else if ((len == 2 && line[0] == '\r' && line[1] == '\n') ||
+               (len == 1 && line[0] == '\n')) {
+        c->head_done = 1;
+    } else {
         cfiam_capture_header(&c->rh, line, len);
+    }
     return len;
 }
 
@@ -89,7 +95,7 @@ CURLcode cfiam_curl_perform(cfiam_client *c, const cfiam_request *rq,
     CURLcode rc;
     c->resp.len = 0;
     c->status = 0;
-    c->too_large = c->oom = 0;
+    c->too_large = c->oom = c->head_done = 0;
     c->errbuf[0] = '\0';
     memset(&c->rh, 0, sizeof(c->rh));
     curl_easy_setopt(h, CURLOPT_URL, url);
@@ -108,6 +114,13 @@ CURLcode cfiam_curl_perform(cfiam_client *c, const cfiam_request *rq,
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers->next);
     }
     rc = curl_easy_perform(h);
+    /* libcurl 7.88 returns OK when the peer closes inside the headers:
+     * no response arrived, which is a (retryable) network failure. */
+    if (rc == CURLE_OK && !c->head_done) {
+        snprintf(c->errbuf, sizeof(c->errbuf),
+                 "the connection closed inside the response headers");
+        rc = CURLE_PARTIAL_FILE;
+    }
     if (rc == CURLE_OK)
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &c->status);
     return rc;

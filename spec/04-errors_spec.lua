@@ -275,6 +275,16 @@ describe("errors", function()
       end
     end)
 
+    it("network: a connection closed inside the response headers (no status)", function()
+      for _, at in ipairs({ 5, 40 }) do  -- inside the status line, inside a header
+        emu:fault({ method = "PUT", truncate_at = at })
+        local members, err = client:update_members(A, G, { m(1) })
+        assert.is_nil(members)
+        assert_shape(err, "network")
+        assert.is_nil(err.status)
+      end
+    end)
+
     it("tls: a certificate from another CA", function()
       local c = core.client(emu, { base_url = emu.tls_base_url, ca_file = emu.other_ca_file })
       local _, err = c:update_members(A, G, { m(1) })

@@ -1,8 +1,117 @@
---- cfiam.transport: chooses how requests travel. Plain Lua: libcurl, in C
--- (the methods the C module registered are left as they are).
+--- cfiam.transport: chooses, per call, how a request travels.
+--
+-- Plain Lua (no `ngx`): nothing is changed, the C methods registered by
+-- the module run as they are (libcurl, no Lua in between).
+--
+-- Under OpenResty / lua-nginx-module, `client:request`,
+-- `client:update_members` and the module-level `cfiam.request` /
+-- `cfiam.update_members` are wrapped. Every call looks at the client's
+-- `transport` option and at `ngx.get_phase()`:
+--   "auto" (default)  cosockets where the phase allows them (rewrite,
+--                     access, content, timer, ssl_cert, ...), else libcurl
+--                     (init, init_worker, set, header/body filter, log,
+--                     balancer); libcurl too when the client has a proxy,
+--                     which the cosocket transport does not speak.
+--   "curl"            always libcurl (blocks the nginx worker meanwhile).
+--   "cosocket"        always cosockets; raises where that is impossible.
+-- The helpers (list, plan, sync, ...) call client:request by method
+-- lookup, so they take the same path.
 local _M = {}
 
-function _M.install(M, methods) -- luacheck: ignore M methods
+local ngx = ngx -- luacheck: globals ngx
+local error, type, setmetatable, require = error, type, setmetatable, require
+
+-- The phases in which ngx.socket.tcp can be used (lua-nginx-module docs,
+-- "ngx.socket.tcp": context).
+local COSOCKET_PHASES = {
+  rewrite = true, server_rewrite = true, access = true, content = true,
+  timer = true, ssl_cert = true, ssl_session_fetch = true,
+  ssl_client_hello = true, preread = true,
+}
+_M.COSOCKET_PHASES = COSOCKET_PHASES
+
+-- client -> its _config() table; the settings never change after new().
+local configs = setmetatable({}, { __mode = "k" })
+
+local function config_of(client)
+  local cfg = configs[client]
+  if not cfg then
+    cfg = client:_config() -- raises on a closed client or a non-client
+    configs[client] = cfg
+  end
+  return cfg
+end
+_M.config_of = config_of
+
+--- Whether this call goes over cosockets (true) or libcurl (false).
+-- Raises when transport = "cosocket" is forced where cosockets cannot run.
+-- @param client a cfiam client
+-- @param level error level for the raise (the caller's caller)
+function _M.use_cosocket(client, level)
+  local cfg = config_of(client)
+  local mode = cfg.transport or "auto"
+  if mode == "curl" then return false end
+  local phase = ngx.get_phase()
+  local can = COSOCKET_PHASES[phase] == true
+  if mode == "cosocket" then
+    if not can then
+      error("cfiam: transport \"cosocket\" is not available in the nginx '"
+        .. phase .. "' phase (cosockets work in rewrite, access, content, "
+        .. "timer and ssl_cert phases); use transport \"auto\" to fall back "
+        .. "to libcurl there", (level or 1) + 1)
+    end
+    if cfg.proxy then
+      error("cfiam: transport \"cosocket\" does not support the proxy "
+        .. "option; use transport \"auto\" or \"curl\"", (level or 1) + 1)
+    end
+    return true
+  end
+  return can and not cfg.proxy
+end
+
+--- Installs the transport choice on the module table and client methods.
+-- Called once by cfiam.extend after the helpers are attached.
+-- @param M the module table
+-- @param methods the client methods table (the __index of clients)
+function _M.install(M, methods)
+  if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function"
+      or type(ngx.socket) ~= "table" then
+    return -- plain Lua: the C methods stay, zero overhead
+  end
+  local c_request, c_update = methods.request, methods.update_members
+  local use_cosocket = _M.use_cosocket
+  local cosocket -- loaded on first use
+
+  local function request(client, method, path, opts)
+    if use_cosocket(client, 2) then
+      cosocket = cosocket or require("cfiam.cosocket")
+      return cosocket.request(client, method, path, opts)
+    end
+    if configs[client].shared_dict then
+      cosocket = cosocket or require("cfiam.cosocket")
+      cosocket.budget_count(client, configs[client])
+    end
+    return c_request(client, method, path, opts)
+  end
+
+  local function update_members(client, account, group, ids, opts)
+    if use_cosocket(client, 2) then
+      cosocket = cosocket or require("cfiam.cosocket")
+      return cosocket.update_members(client, account, group, ids, opts)
+    end
+    if configs[client].shared_dict then
+      cosocket = cosocket or require("cfiam.cosocket")
+      cosocket.budget_count(client, configs[client])
+    end
+    return c_update(client, account, group, ids, opts)
+  end
+
+  methods.request = request
+  methods.update_members = update_members
+  M.request = function(...) return request(M.default_client(), ...) end
+  M.update_members = function(...)
+    return update_members(M.default_client(), ...)
+  end
 end
 
 return _M

@@ -1,0 +1,570 @@
+--- cfiam.cosocket: the non-blocking transport for OpenResty / nginx.
+--
+-- One HTTP/1.1 exchange over ngx.socket.tcp per attempt: connect (pooled,
+-- keep-alive), TLS handshake with certificate and host verification and
+-- SNI, the request exactly as client:_prepare built it, the response read
+-- by Content-Length, chunked encoding or until close. The C core does the
+-- rest through the client hooks, so validation, decoding, error tables and
+-- the retry decision are those of the libcurl path:
+--   client:_prepare   validates and builds the request (nothing is sent on
+--                     an invalid argument)
+--   client:_outcome   turns status, headers and body into result, meta or
+--                     nil, err, wait
+--   client:_failure   the error for a transport failure, and its wait
+-- Retries wait with ngx.sleep, which yields: the worker keeps serving.
+--
+-- With shared_dict set, a rate-limit budget per token is kept in that
+-- lua_shared_dict for all workers (see "the shared rate-limit budget").
+--
+-- Caveats: certificates are checked against nginx's
+-- lua_ssl_trusted_certificate (the client's ca_file / ca_path apply to
+-- libcurl only), and for an IP-address host only the chain is checked
+-- (nginx matches DNS names only); host names need an nginx `resolver`;
+-- redirects are not followed (the C core turns a 3xx into an error); no
+-- proxy; responses are not compressed (no Accept-Encoding is sent). The
+-- header block is bounded (MAX_HEADER_BYTES) line by line, so a single
+-- endless header line is bounded only by the timeout. Connections are
+-- pooled per worker by scheme, host and port: every location of one nginx
+-- should trust the same CA bundle.
+local _M = {}
+
+local ngx = ngx -- luacheck: globals ngx
+if type(ngx) ~= "table" or type(ngx.socket) ~= "table" then
+  error("cfiam.cosocket needs lua-nginx-module (ngx.socket); outside nginx "
+    .. "cfiam uses libcurl", 2)
+end
+local tcp, sleep, now, update_time = ngx.socket.tcp, ngx.sleep, ngx.now,
+  ngx.update_time
+local concat, tonumber, tostring, type, error, floor, fmt, lower, find,
+  sub, match = table.concat, tonumber, tostring, type, error, math.floor,
+  string.format, string.lower, string.find, string.sub, string.match
+local require, select = require, select
+
+local KEEPALIVE_MS = 60000   -- idle time of a pooled connection
+local POOL_SIZE = 32         -- pooled connections per host and port
+local MAX_HEADER_BYTES = 102400 -- as libcurl's CURL_MAX_HTTP_HEADER
+local READ_PIECE = 65536     -- read size for bodies without a length
+
+local transport = require("cfiam.transport")
+local setmetatable, pairs = setmetatable, pairs
+
+-- Per-worker counters, for tests and monitoring: connections opened (not
+-- taken from the pool) and HTTP exchanges (requests sent).
+_M.connections_opened = 0
+_M.exchanges = 0
+
+local function ms(seconds) return floor(seconds * 1000 + 0.5) end
+
+-- Per-exchange context: socket, deadline and counters for messages.
+local function remaining_ms(x)
+  update_time()
+  local left = x.deadline - now()
+  if left <= 0 then return nil end
+  return ms(left) > 0 and ms(left) or 1
+end
+
+-- A transport failure: kind, message (the caller turns it into an error).
+local function timed_out(x)
+  update_time()
+  return "timeout", fmt("Operation timed out after %d milliseconds with %d "
+    .. "bytes received", ms(now() - x.started), x.received)
+end
+
+-- Reads a line; maps errors to kind, message.
+local function read_line(x)
+  local left = remaining_ms(x)
+  if not left then return nil, timed_out(x) end
+  x.sock:settimeout(left)
+  local line, err = x.sock:receive("*l")
+  if not line then
+    if err == "timeout" then return nil, timed_out(x) end
+    return nil, "closed", err
+  end
+  x.received = x.received + #line + 2
+  return line
+end
+
+-- Reads exactly n bytes.
+local function read_n(x, n)
+  local left = remaining_ms(x)
+  if not left then return nil, timed_out(x) end
+  x.sock:settimeout(left)
+  local data, err, partial = x.sock:receive(n)
+  if not data then
+    if partial then x.received = x.received + #partial end
+    if err == "timeout" then return nil, timed_out(x) end
+    return nil, "closed", err
+  end
+  x.received = x.received + n
+  return data
+end
+
+local function too_large(cfg)
+  return "invalid_response", fmt("the response body is larger than "
+    .. "max_response_bytes (%.0f bytes)", cfg.max_response_bytes)
+end
+
+-- Status line and headers. Returns status, headers, or nil, kind, message.
+local function read_head(x)
+  local status
+  repeat -- skip 1xx interim answers
+    local line, k, m = read_line(x)
+    if not line then
+      if k == "closed" then
+        if x.received == 0 then
+          return nil, "empty", "Empty reply from server"
+        end
+        return nil, "network", "Connection closed while reading the "
+          .. "response head (" .. tostring(m) .. ")"
+      end
+      return nil, k, m
+    end
+    local s = match(line, "^HTTP/1%.[01] (%d%d%d)")
+    if not s then
+      return nil, "network", "Unsupported HTTP response: status line "
+        .. fmt("%q", sub(line, 1, 60))
+    end
+    x.http10 = sub(line, 6, 8) == "1.0"
+    status = tonumber(s)
+    local headers, bytes = {}, #line
+    while true do
+      local h
+      h, k, m = read_line(x)
+      if not h then
+        if k == "closed" then
+          return nil, "network", "Connection closed while reading the "
+            .. "response headers"
+        end
+        return nil, k, m
+      end
+      if h == "" then break end
+      bytes = bytes + #h + 2
+      if bytes > MAX_HEADER_BYTES then
+        return nil, "network", "The response headers are larger than "
+          .. MAX_HEADER_BYTES .. " bytes"
+      end
+      local name, value = match(h, "^([^:%s]+):[ \t]*(.-)[ \t]*$")
+      if not name then
+        return nil, "network", "Malformed response header line "
+          .. fmt("%q", sub(h, 1, 60))
+      end
+      name = lower(name)
+      local old = headers[name]
+      headers[name] = old and (old .. ", " .. value) or value
+    end
+    x.headers = headers
+  until status >= 200 or status == 101
+  return status, x.headers
+end
+
+-- The body by chunked encoding. Returns body or nil, kind, message.
+local function read_chunked(x, cfg)
+  local parts, n, total = {}, 0, 0
+  while true do
+    local line, k, m = read_line(x)
+    if not line then
+      if k == "closed" then
+        return nil, "network", "transfer closed with outstanding read data "
+          .. "remaining"
+      end
+      return nil, k, m
+    end
+    local hex = match(line, "^%s*(%x+)")
+    if not hex or #hex > 15 then
+      return nil, "network", "Malformed chunk size line "
+        .. fmt("%q", sub(line, 1, 40))
+    end
+    local size = tonumber(hex, 16)
+    if size == 0 then break end
+    total = total + size
+    if total > cfg.max_response_bytes then return nil, too_large(cfg) end
+    local data
+    data, k, m = read_n(x, size)
+    if not data then
+      if k == "closed" then
+        return nil, "network", "transfer closed with outstanding read data "
+          .. "remaining"
+      end
+      return nil, k, m
+    end
+    n = n + 1
+    parts[n] = data
+    line, k, m = read_line(x) -- the CRLF after the chunk data
+    if line ~= "" then
+      if not line and k ~= "closed" then return nil, k, m end
+      return nil, "network", "Malformed chunked encoding"
+    end
+  end
+  while true do -- trailers, up to the empty line
+    local line, k, m = read_line(x)
+    if not line then
+      if k == "closed" then
+        return nil, "network", "transfer closed with outstanding read data "
+          .. "remaining"
+      end
+      return nil, k, m
+    end
+    if line == "" then break end
+  end
+  return concat(parts)
+end
+
+-- The body until the peer closes (no length given).
+local function read_to_close(x, cfg)
+  local parts, n, total = {}, 0, 0
+  while true do
+    local left = remaining_ms(x)
+    if not left then return nil, timed_out(x) end
+    x.sock:settimeout(left)
+    local data, err, partial = x.sock:receive(READ_PIECE)
+    data = data or partial
+    if data and #data > 0 then
+      total = total + #data
+      x.received = x.received + #data
+      if total > cfg.max_response_bytes then return nil, too_large(cfg) end
+      n = n + 1
+      parts[n] = data
+    end
+    if err == "closed" then return concat(parts) end
+    if err == "timeout" then return nil, timed_out(x) end
+    if err then return nil, "network", "Recv failure: " .. err end
+  end
+end
+
+-- The response body. Returns body, keepalive or nil, kind, message.
+local function read_body(x, cfg, method, status)
+  local h = x.headers
+  local conn = lower(h["connection"] or "")
+  local keep = not x.http10 and not find(conn, "close", 1, true)
+  if x.http10 and find(conn, "keep-alive", 1, true) then keep = true end
+  if method == "HEAD" or status == 204 or status == 304 then
+    return "", keep
+  end
+  local te = h["transfer-encoding"]
+  if te and find(lower(te), "chunked", 1, true) then
+    local body, k, m = read_chunked(x, cfg)
+    if not body then return nil, k, m end
+    return body, keep
+  end
+  local cl = h["content-length"]
+  if cl then
+    local len = match(cl, "^(%d+)$")
+    len = len and tonumber(len)
+    if not len then
+      return nil, "network", "Invalid Content-Length: " .. fmt("%q", cl)
+    end
+    if len > cfg.max_response_bytes then return nil, too_large(cfg) end
+    if len == 0 then return "", keep end
+    local body, k, m = read_n(x, len)
+    if not body then
+      if k == "closed" then
+        return nil, "network", fmt("transfer closed with %d bytes remaining "
+          .. "to read", len - (x.received - x.head_bytes))
+      end
+      return nil, k, m
+    end
+    return body, keep
+  end
+  local body, k, m = read_to_close(x, cfg)
+  if not body then return nil, k, m end
+  return body, false
+end
+
+-- Connects (or takes a pooled connection) and does the TLS handshake.
+-- Returns sock, reused or nil, kind, message.
+local function open(x, cfg)
+  local sock = tcp()
+  x.sock = sock
+  local host = cfg.host
+  if find(host, ":", 1, true) then host = "[" .. host .. "]" end
+  local left = remaining_ms(x)
+  if not left then return nil, timed_out(x) end
+  local cto = ms(cfg.connect_timeout)
+  sock:settimeout(cto < left and cto or left)
+  local ok, err = sock:connect(host, cfg.port, { pool = x.pool,
+    pool_size = POOL_SIZE })
+  if not ok then
+    if err == "timeout" then
+      update_time()
+      return nil, "timeout", fmt("Connection timed out after %d milliseconds",
+        ms(now() - x.started))
+    end
+    return nil, "network", fmt("Failed to connect to %s port %d: %s",
+      cfg.host, cfg.port, tostring(err))
+  end
+  local reused = (sock:getreusedtimes() or 0) > 0
+  if not reused then _M.connections_opened = _M.connections_opened + 1 end
+  if cfg.scheme == "https" and not reused then
+    left = remaining_ms(x)
+    if not left then return nil, timed_out(x) end
+    sock:settimeout(left)
+    -- (no session object wanted, SNI and host name, verify the chain).
+    -- nginx checks the name with X509_check_host, which never matches an
+    -- IP address SAN, and SNI must not carry an IP: for an IP literal
+    -- base URL only the chain is verified (see the README).
+    local name = cfg.host
+    if find(name, ":", 1, true) or match(name, "^%d+%.%d+%.%d+%.%d+$") then
+      name = nil
+    end
+    local done, herr = sock:sslhandshake(false, name, true)
+    -- lua-nginx-module 0.10.23 reports success when a handshake that
+    -- completed at once failed verification; it has closed the socket.
+    if done and not sock:getreusedtimes() then
+      done, herr = nil, "certificate verify failed (see the nginx error log)"
+    end
+    if not done then
+      sock:close()
+      if herr == "timeout" then return nil, timed_out(x) end
+      return nil, "tls", "SSL certificate problem or handshake failure: "
+        .. tostring(herr)
+    end
+  end
+  return sock, reused
+end
+
+-- One attempt: returns status, headers, body or nil, kind, message.
+-- A pooled connection that the server closed meanwhile is replaced once
+-- by a fresh one (as libcurl does), without counting an attempt.
+local function exchange(cfg, req, wire)
+  local x
+  for _ = 1, 2 do
+    update_time()
+    x = { started = now(), received = 0, head_bytes = 0,
+      pool = "cfiam:" .. cfg.scheme .. ":" .. cfg.host .. ":" .. cfg.port }
+    x.deadline = x.started + cfg.timeout
+    local sock, reused_or_kind, msg = open(x, cfg)
+    if not sock then return nil, reused_or_kind, msg end
+    local reused = reused_or_kind
+    local left = remaining_ms(x)
+    if not left then sock:close() return nil, timed_out(x) end
+    sock:settimeout(left)
+    _M.exchanges = _M.exchanges + 1
+    local ok, err = sock:send(wire)
+    local status, headers, k, m
+    if not ok then
+      if err == "timeout" then
+        sock:close()
+        return nil, timed_out(x)
+      end
+      k, m = "closed", err
+    else
+      status, k, m = read_head(x)
+      headers = k
+    end
+    if status then
+      x.head_bytes = x.received
+      local body, keep
+      body, k, m = read_body(x, cfg, req.method, status)
+      if not body then
+        sock:close()
+        return nil, k, m
+      end
+      keep = k
+      if keep then
+        sock:setkeepalive(KEEPALIVE_MS, POOL_SIZE)
+      else
+        sock:close()
+      end
+      return status, headers, body
+    end
+    sock:close()
+    if not (reused and (k == "closed" or k == "empty") and x.received == 0) then
+      if k == "timeout" then return nil, k, m end
+      if k == "closed" then
+        return nil, "network", "Send failure: " .. tostring(m)
+      end
+      if k == "empty" then k = "network" end
+      return nil, k, m
+    end
+    -- the pooled connection was stale: try once more on a new one
+  end
+  return nil, "network", "Empty reply from server"
+end
+
+-- ---- the shared rate-limit budget ----------------------------------------
+-- Cloudflare allows 1200 requests per 5 minutes per token and blocks every
+-- call for five minutes beyond that. With shared_dict = "name", the
+-- workers count their requests in that lua_shared_dict, per token (keyed
+-- by an MD5 of the credentials, never the credentials), as a sliding
+-- window (the previous window weighted by how much of it still overlaps).
+-- A request that would take the count over `soft` x limit waits with
+-- ngx.sleep until it fits; a wait beyond RETRY_CAP seconds fails at once
+-- with kind "rate_limited" and err.retry_after, as a long Retry-After does
+-- in the C core. A 429 answer stops every worker using the token for its
+-- Retry-After (or the C core's backoff).
+local BUDGET = { limit = 1200, window = 300, soft = 0.9 }
+local RETRY_CAP = 60
+local budget_keys = setmetatable({}, { __mode = "k" })
+
+--- Changes the budget: { limit = 1200, window = 300 (seconds), soft = 0.9
+-- (the share of the limit used before waiting) }. Per worker: call it from
+-- init_by_lua so every worker agrees.
+function _M.set_budget(t)
+  for k, v in pairs(t) do
+    if BUDGET[k] == nil or type(v) ~= "number" or v <= 0 then
+      error("cfiam.cosocket.set_budget: bad field '" .. tostring(k) .. "'", 2)
+    end
+    BUDGET[k] = v
+  end
+end
+
+local function budget_dict(cfg)
+  local dict = ngx.shared[cfg.shared_dict]
+  if not dict then
+    error("cfiam: shared_dict '" .. cfg.shared_dict .. "' is not declared "
+      .. "(add `lua_shared_dict " .. cfg.shared_dict .. " 1m;` to http{})", 4)
+  end
+  return dict
+end
+
+local function budget_key(client, req)
+  local key = budget_keys[client]
+  if not key then
+    local auth = match(req.headers, "\nAuthorization: ([^\r]*)")
+      or match(req.headers, "^Authorization: ([^\r]*)")
+      or match(req.headers, "X%-Auth%-Key: ([^\r]*)") or ""
+    key = "cfiam:" .. ngx.md5(auth) .. ":"
+    budget_keys[client] = key
+  end
+  return key
+end
+
+-- Waits until one more request fits; returns true or nil, err.
+local function budget_take(client, cfg, req, attempt)
+  local dict, key = budget_dict(cfg), budget_key(client, req)
+  local W, soft = BUDGET.window, BUDGET.limit * BUDGET.soft
+  while true do
+    update_time()
+    local t = now()
+    local wait = (dict:get(key .. "until") or 0) - t
+    if wait <= 0 then
+      local w = floor(t / W)
+      local into = t - w * W
+      local cur = dict:get(key .. w) or 0
+      local prev = dict:get(key .. (w - 1)) or 0
+      if prev * (1 - into / W) + cur + 1 <= soft then
+        dict:incr(key .. w, 1, 0, 2 * W + 1)
+        return true
+      end
+      if cur + 1 > soft or prev <= 0 then
+        wait = W - into -- not before the next window
+      else -- when prev's remaining weight lets one more in
+        wait = (1 - (soft - cur - 1) / prev) * W - into
+      end
+      if wait < 0.001 then wait = 0.001 end
+    end
+    if wait > RETRY_CAP then
+      return nil, require("cfiam")._error({ kind = "rate_limited",
+        message = fmt("the shared request budget of this token is used up "
+          .. "(%d requests per %d s, lua_shared_dict %s); retry after %.0f s",
+          BUDGET.limit, W, cfg.shared_dict, wait),
+        errors = {}, messages = {}, attempts = attempt - 1,
+        retry_after = wait })
+    end
+    sleep(wait)
+  end
+end
+
+-- After a 429: every worker holds off for the time the answer asked for.
+local function budget_note(client, cfg, req, err, wait)
+  if err.status ~= 429 then return end
+  local hold = err.retry_after or wait
+  if not hold or hold <= 0 then return end
+  local dict, key = budget_dict(cfg), budget_key(client, req)
+  update_time()
+  local till = now() + hold
+  if till > (dict:get(key .. "until") or 0) then
+    dict:set(key .. "until", till, hold + 1)
+  end
+end
+
+--- Counts one request made outside the cosocket transport (libcurl under
+-- nginx) in the shared budget, without waiting.
+function _M.budget_count(client, cfg)
+  local req = true
+  if not budget_keys[client] then
+    req = client:_prepare("GET", "/")
+    if not req then return end -- an invalid client sends nothing
+  end
+  local dict, key = budget_dict(cfg), budget_key(client, req)
+  update_time()
+  dict:incr(key .. floor(now() / BUDGET.window), 1, 0, 2 * BUDGET.window + 1)
+end
+
+-- "Host: name[:port]" as libcurl writes it.
+local function host_header(cfg)
+  local h = cfg.host
+  if find(h, ":", 1, true) then h = "[" .. h .. "]" end
+  local default = cfg.scheme == "https" and 443 or 80
+  if cfg.port ~= default then h = h .. ":" .. cfg.port end
+  return h
+end
+
+-- Runs a prepared request with retries. Returns what client:request does.
+local function run(client, req)
+  local cfg = transport.config_of(client)
+  local parts = { req.method, " ", cfg.prefix or "", req.target,
+    " HTTP/1.1\r\nHost: ", host_header(cfg), "\r\n", req.headers }
+  if req.body then
+    parts[#parts + 1] = "Content-Length: " .. #req.body .. "\r\n\r\n"
+    parts[#parts + 1] = req.body
+  else
+    parts[#parts + 1] = "\r\n"
+  end
+  local wire = concat(parts)
+  local shared = cfg.shared_dict
+  local attempt = 0
+  while true do
+    attempt = attempt + 1
+    if shared then
+      local ok, berr = budget_take(client, cfg, req, attempt)
+      if not ok then return nil, berr end
+    end
+    local status, headers, body = exchange(cfg, req, wire)
+    local res, second, wait
+    if status then
+      res, second, wait = client:_outcome(req.decode, attempt, status, headers,
+        body)
+      if res ~= nil or (type(second) == "table" and second.kind == nil) then
+        return res, second -- result, meta
+      end
+      if shared then budget_note(client, cfg, req, second, wait) end
+    else
+      second, wait = select(2, client:_failure(headers, body, attempt))
+    end
+    if wait == nil then return nil, second end
+    sleep(wait)
+  end
+end
+
+--- client:request over cosockets (same arguments and results).
+-- @return result, meta | nil, err
+function _M.request(client, method, path, opts)
+  local req, err = client:_prepare(method, path, opts)
+  if not req then return nil, err end
+  return run(client, req)
+end
+
+--- client:update_members over cosockets (same arguments and results).
+-- @return members | nil, err
+function _M.update_members(client, account, group, ids, opts)
+  if type(ids) ~= "table" then
+    error("bad argument #3 to 'update_members' (table expected, got "
+      .. type(ids) .. ")", 3)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #4 to 'update_members' (table expected, got "
+      .. type(opts) .. ")", 3)
+  end
+  local path, err = client:_members_path(account, group)
+  if not path then return nil, err end
+  local req
+  req, err = client:_prepare("PUT", path, { ids = ids, decode = "members",
+    allow_empty = opts and opts.allow_empty or nil })
+  if not req then return nil, err end
+  local members, meta = run(client, req)
+  if members == nil then return nil, meta end
+  return members
+end
+
+return _M

@@ -1,0 +1,567 @@
+-- spec/30-openresty_spec.lua: cfiam inside a real nginx (lua-nginx-module),
+-- against the emulator over HTTP and HTTPS.
+--
+-- Shows: the same calls give the same results and errors under nginx
+-- (cosocket transport) as in this process (libcurl, through the C module);
+-- TLS is verified (an unrelated CA fails with kind "tls"); the worker is not
+-- blocked while a call waits (and is, with transport = "curl"); keep-alive;
+-- the phase rules; the shared rate-limit budget.
+--
+-- nginx loads the LuaJIT build (build/luajit/cfiam.so), whatever Lua runs
+-- busted.
+local emulator = require("helpers.emulator")
+local nginx = require("helpers.nginx")
+local cfiam = require("cfiam")
+local cjson = require("cjson").new()
+local unpack = table.unpack or unpack -- luacheck: ignore
+
+-- The test endpoints. /call runs a list of calls on a new client and
+-- returns every result as JSON; the others are described where used.
+local SERVER = [==[
+    location = /call { content_by_lua_block {
+      local cjson = require("cjson").new()
+      local cfiam = require("cfiam")
+      local cos = require("cfiam.cosocket")
+      ngx.req.read_body()
+      local q = cjson.decode(ngx.req.get_body_data())
+      local client = cfiam.new(q.opts)
+      local before = cos.exchanges
+      local out = {}
+      for i, call in ipairs(q.calls) do
+        local a, b = client[call[1]](client, unpack(call, 2))
+        out[i] = { a = a, b = b }
+      end
+      client:close()
+      ngx.print(cjson.encode({ results = out,
+        exchanges = cos.exchanges - before }))
+    } }
+
+    # One slow call (the emulator delays it); t = auto | curl.
+    location = /slow { content_by_lua_block {
+      local cfiam = require("cfiam")
+      local c = cfiam.new{ base_url = ngx.unescape_uri(ngx.var.arg_base), api_token = "test-token",
+        transport = ngx.var.arg_t, max_retries = 0, timeout = 20 }
+      local r, err = c:request("GET", ngx.unescape_uri(ngx.var.arg_path))
+      ngx.say(r and ("members " .. #r) or tostring(err))
+    } }
+
+    # n calls in a row on one client: how many connections were opened.
+    location = /many { content_by_lua_block {
+      local cfiam = require("cfiam")
+      local cos = require("cfiam.cosocket")
+      local c = cfiam.new{ base_url = ngx.unescape_uri(ngx.var.arg_base), api_token = "test-token" }
+      local before, ok = cos.connections_opened, 0
+      for _ = 1, tonumber(ngx.var.arg_n) do
+        local r = c:request("GET", ngx.unescape_uri(ngx.var.arg_path))
+        if r then ok = ok + 1 end
+      end
+      ngx.say(ok, " ", cos.connections_opened - before)
+    } }
+
+    # The set phase has no cosockets: "auto" falls back to libcurl there,
+    # "cosocket" raises.
+    location = /set_phase {
+      set_by_lua_block $out {
+        local cfiam = require("cfiam")
+        local cos = require("cfiam.cosocket")
+        local before = cos.exchanges
+        local c = cfiam.new{ base_url = ngx.unescape_uri(ngx.var.arg_base),
+          api_token = "test-token", transport = ngx.var.arg_t }
+        local ok, r, err = pcall(c.request, c, "GET",
+          ngx.unescape_uri(ngx.var.arg_path))
+        if not ok then return "raised: " .. tostring(r) end
+        return (r and ("members " .. #r) or tostring(err))
+          .. " cosocket exchanges " .. (cos.exchanges - before)
+      }
+      content_by_lua_block { ngx.say(ngx.var.out) }
+    }
+
+    # A client with a proxy: "auto" takes libcurl, "cosocket" raises.
+    location = /proxy { content_by_lua_block {
+      local cos = require("cfiam.cosocket")
+      local before = cos.exchanges
+      local c = require("cfiam").new{ base_url = ngx.unescape_uri(ngx.var.arg_base),
+        api_token = "test-token", transport = ngx.var.arg_t, max_retries = 0,
+        proxy = "http://127.0.0.1:" .. ngx.var.arg_port }
+      local ok, r, err = pcall(c.request, c, "GET", ngx.unescape_uri(ngx.var.arg_path))
+      if not ok then ngx.say("raised: ", r) return end
+      ngx.say(r and "ok" or err.kind, " cosocket exchanges ", cos.exchanges - before)
+    } }
+
+    # A call from an ngx.timer.at callback (the "timer" phase).
+    location = /timer { content_by_lua_block {
+      local sema = require("ngx.semaphore").new()
+      local cos = require("cfiam.cosocket")
+      local base, path = ngx.unescape_uri(ngx.var.arg_base), ngx.unescape_uri(ngx.var.arg_path)
+      local out
+      local before = cos.exchanges
+      assert(ngx.timer.at(0, function()
+        local c = require("cfiam").new{ base_url = base, api_token = "test-token",
+          transport = "cosocket" }
+        local r, err = c:request("GET", path)
+        out = (r and ("members " .. #r) or tostring(err)) .. " in phase " .. ngx.get_phase()
+        sema:post(1)
+      end))
+      assert(sema:wait(10))
+      ngx.say(out, ", cosocket exchanges ", cos.exchanges - before)
+    } }
+
+    # The shared budget: n calls with shared_dict "cfiam", returns the
+    # seconds each took and the outcome.
+    location = /budget { content_by_lua_block {
+      local cfiam = require("cfiam")
+      local cos = require("cfiam.cosocket")
+      cos.set_budget{ limit = tonumber(ngx.var.arg_limit),
+        window = tonumber(ngx.var.arg_window) }
+      local c = cfiam.new{ base_url = ngx.unescape_uri(ngx.var.arg_base), api_token = ngx.var.arg_token,
+        shared_dict = "cfiam", max_retries = tonumber(ngx.var.arg_retries) }
+      local out = {}
+      for i = 1, tonumber(ngx.var.arg_n) do
+        ngx.update_time()
+        local t0 = ngx.now()
+        local r, err = c:request("GET", ngx.unescape_uri(ngx.var.arg_path))
+        ngx.update_time()
+        out[i] = { ok = r ~= nil, kind = err and err.kind,
+          retry_after = err and err.retry_after, s = ngx.now() - t0 }
+      end
+      ngx.print(require("cjson").encode(out))
+    } }
+]==]
+
+-- Removes what legitimately differs between two runs: ray ids are random,
+-- the emulator stamps groups with the time of the reset or the write.
+local VARYING = { ray_id = true, created_on = true, modified_on = true,
+  created_at = true }
+local function normalise(v)
+  if type(v) ~= "table" then return v end
+  local t = {}
+  for k, x in pairs(v) do
+    if not VARYING[k] then t[k] = normalise(x) end
+  end
+  return t
+end
+
+local function encode_results(out)
+  return normalise(cjson.decode(cjson.encode({ results = out }))).results
+end
+
+describe("cfiam under nginx", function()
+  local emu, srv, seed, ids, A, big, small
+
+  setup(function()
+    seed, ids = emulator.seed{ members = 60, pending_every = 9,
+      groups = { { name = "Big", members = 45 }, { name = "Small", members = 3 } } }
+    A, big, small = ids.account, ids.groups.Big, ids.groups.Small
+    emu = emulator.start{ tls = true, seed = seed }
+    srv = nginx.start{
+      main = "env CLOUDFLARE_API_TOKEN=test-token;\nenv CLOUDFLARE_BASE_URL="
+        .. emu.base_url .. ";",
+      http = "lua_ssl_trusted_certificate " .. emu.ca_file .. ";\n"
+        .. "lua_ssl_verify_depth 2;\nlua_shared_dict cfiam 1m;",
+      -- the example endpoint, as examples/nginx.conf declares it
+      server = SERVER .. [[
+        location ~ ^/cfiam/groups/(?<cfiam_group>[^/]+)/members$ {
+          allow 127.0.0.1;
+          deny all;
+          set $cfiam_account "]] .. A .. [[";
+          client_body_buffer_size 1m;
+          content_by_lua_file ]] .. nginx.root() .. [[/examples/nginx_handler.lua;
+        }
+      ]],
+    }
+  end)
+
+  teardown(function()
+    if srv then srv:stop() end
+    if emu then emu:stop() end
+  end)
+
+  local function members_path(g) return "/accounts/" .. A .. "/iam/user_groups/" .. g .. "/members" end
+  local function q(s) return (s:gsub("[^%w%-_%.~]", function(ch) return ("%%%02X"):format(ch:byte()) end)) end
+
+  -- The same calls under nginx and here, from the same emulator state.
+  local function both(opts, calls, faults)
+    emu:reset(seed)
+    if faults then emu:fault(faults) end
+    local status, body = srv:get("/call", 60, cjson.encode({ opts = opts, calls = calls }))
+    assert.equal(200, status, body)
+    local remote = cjson.decode(body)
+    local state_remote = emu:state()
+
+    emu:reset(seed)
+    if faults then emu:fault(faults) end
+    local c = cfiam.new(opts)
+    local out = {}
+    for i, call in ipairs(calls) do
+      local a, b = c[call[1]](c, unpack(call, 2))
+      out[i] = { a = a, b = b }
+    end
+    c:close()
+    return normalise(remote.results), encode_results(out), remote.exchanges,
+      normalise(state_remote), normalise(emu:state())
+  end
+
+  describe("gives the same results as plain Lua", function()
+    it("for the request primitive and update_members, over HTTPS", function()
+      local opts = { base_url = emu.tls_base_url, api_token = "test-token",
+        ca_file = emu.ca_file }
+      local m = big.member_ids
+      local calls = {
+        { "request", "GET", members_path(big.id), { query = { per_page = 7, page = 2 } } },
+        { "request", "GET", "/accounts/" .. A .. "/iam/user_groups", { query = { name = "Small" } } },
+        { "request", "GET", members_path(big.id), { decode = "members" } },
+        { "update_members", A, small.id, { m[1], m[2]:upper(), { id = m[1] } } },
+        { "request", "POST", members_path(small.id), { ids = { m[10] } } },
+        { "request", "DELETE", members_path(small.id) .. "/" .. m[10] },
+        { "request", "GET", members_path(("9"):rep(32)) },           -- not_found
+        { "update_members", A, small.id, { "not-an-id" } },        -- invalid_argument
+        { "update_members", A, small.id, {} },                      -- refused: empty
+        { "update_members", A, "xyz", { m[1] } },                   -- bad group id
+        { "request", "GET", "no-slash" },                           -- bad path
+      }
+      local remote, here, exchanges, st_remote, st_here = both(opts, calls)
+      assert.same(here, remote)
+      assert.same(st_here, st_remote)                 -- the same writes happened
+      assert.equal(7, exchanges)                      -- four calls sent nothing
+      assert.equal(7, #remote[1].a)
+      assert.equal("not_found", remote[7].b.kind)
+      assert.equal("invalid_argument", remote[8].b.kind)
+      assert.equal("invalid_argument", remote[9].b.kind)
+    end)
+
+    it("for the Lua helpers (paging, resolution, plan, sync, add, remove)", function()
+      local opts = { base_url = emu.base_url, api_token = "test-token" }
+      local m, e = big.member_ids, big.emails
+      local calls = {
+        { "list_members", A, big.id },
+        { "list_members", A, big.id, { per_page = 10 } },
+        { "list_groups", A },
+        { "find_group", A, "Small" },
+        { "find_group", A, "Nope" },
+        { "resolve_members", A, { e[1], e[2]:upper() } },
+        { "plan_members", A, small.id, { m[1], e[5], m[40] } },
+        { "sync_members", A, small.id, { m[1], e[5], m[40] }, { dry_run = true } },
+        { "sync_members", A, small.id, { m[1], e[5], m[40] }, { verify = true } },
+        { "add_members", A, small.id, { m[41], e[42] } },
+        { "remove_members", A, small.id, { m[41], m[50] } },
+        { "sync_members", A, big.id, { m[1] } },                 -- guard: too many removals
+        { "list_members", A, small.id },
+      }
+      for _, call in ipairs(calls) do
+        assert.is_function(cfiam[call[1]], "helper " .. call[1] .. " is missing")
+      end
+      local remote, here, exchanges, st_remote, st_here = both(opts, calls)
+      assert.same(here, remote)
+      assert.same(st_here, st_remote)
+      assert.is_true(exchanges > #calls)            -- the helpers went over cosockets
+      assert.equal(45, #remote[1].a)
+      assert.equal("guard", remote[12].b.kind)
+    end)
+
+    it("for API errors, retries and transport failures", function()
+      local p = members_path(small.id)
+      local cases = {
+        { fault = { status = 500, times = 1 } },
+        { fault = { status = 403, times = 1 } },
+        { fault = { status = 429, times = 1, headers = { ["Retry-After"] = "120" } } },
+        { fault = { status = 503, times = 2, headers = { ["retry-after-ms"] = "50" } }, retries = 2 },
+        { fault = { chunked = true, times = 1 } },
+        { fault = { result_null = true, times = 1 } },
+        { fault = { body = "<html>oops</html>", status = 200, times = 1 } },
+        { fault = { status = 302, headers = { Location = "https://example.com/" }, times = 1 } },
+        { fault = { drop = true, times = 2 } }, -- 2: a pooled connection is retried once
+        { fault = { body_bytes = 5000, truncate_at = 1000, times = 1 } },
+        { fault = { truncated_chunked = true, times = 1 } },
+        { fault = { stall_at = 30, times = 1 }, timeout = 1 },
+        { fault = { body_bytes = 50000, times = 1 }, max_response_bytes = 20000 },
+        { fault = { body_bytes = 50000, chunked = true, times = 1 }, max_response_bytes = 20000 },
+      }
+      for i, case in ipairs(cases) do
+        local opts = { base_url = emu.base_url, api_token = "test-token",
+          max_retries = case.retries or 0, timeout = case.timeout,
+          max_response_bytes = case.max_response_bytes }
+        local remote, here = both(opts, { { "request", "GET", p, { decode = "members" } } },
+          case.fault)
+        local r, h = remote[1], here[1]
+        local what = "case " .. i .. ": " .. cjson.encode(case.fault)
+        if h.a ~= nil or h.b.kind == "api" or h.b.status then
+          assert.same(h, r, what)                        -- HTTP answers: identical
+        else -- no HTTP answer: libcurl's wording differs, the error does not
+          assert.equal(h.b.kind, r.b.kind, what)
+          assert.equal(h.b.attempts, r.b.attempts, what)
+          assert.same({}, r.b.errors, what)
+          assert.is_string(r.b.message, what)
+        end
+      end
+    end)
+
+    it("for a refused connection", function()
+      local port = nginx.free_port()
+      local opts = { base_url = "http://127.0.0.1:" .. port .. "/client/v4",
+        api_token = "test-token", max_retries = 0 }
+      local remote, here = both(opts, { { "request", "GET", "/user/tokens/verify" } })
+      assert.equal("network", here[1].b.kind)
+      assert.equal("network", remote[1].b.kind)
+      assert.matches("127.0.0.1 port " .. port, remote[1].b.message, 1, true)
+    end)
+  end)
+
+  describe("TLS", function()
+    it("is verified against lua_ssl_trusted_certificate", function()
+      -- a second nginx that trusts an unrelated CA
+      local other = nginx.start{
+        http = "lua_ssl_trusted_certificate " .. emu.other_ca_file .. ";",
+        server = SERVER }
+      local ok, err = pcall(function()
+        local calls = { { "request", "GET", members_path(small.id) } }
+        local status, body = other:get("/call", 30, cjson.encode({ opts = {
+          base_url = emu.tls_base_url, api_token = "test-token", max_retries = 0 }, calls = calls }))
+        assert.equal(200, status, body)
+        local r = cjson.decode(body).results[1]
+        assert.is_nil(r.a)
+        assert.equal("tls", r.b.kind, r.b.message)
+        assert.equal(1, r.b.attempts)                  -- not retried
+        assert.matches("certificate", r.b.message)
+      end)
+      other:stop()
+      assert(ok, err)
+      -- and the right CA works on the main nginx
+      local status, body = srv:get("/call", 30, cjson.encode({ opts = {
+        base_url = emu.tls_base_url, api_token = "test-token" },
+        calls = { { "request", "GET", members_path(small.id) } } }))
+      assert.equal(200, status)
+      assert.equal(3, #cjson.decode(body).results[1].a)
+    end)
+  end)
+
+  describe("the worker", function()
+    -- One /slow request waits on a 2 s answer; once the emulator has it,
+    -- 50 /ping requests go to the same (only) worker.
+    local function slow_and_pings(transport)
+      emu:reset(seed)
+      emu:clear_requests()
+      emu:fault({ method = "GET", path = "/members$", delay_ms = 2000, times = 1 })
+      local slow = nginx.send(srv.port, "/slow?t=" .. transport .. "&base="
+        .. q(emu.base_url) .. "&path=" .. q(members_path(small.id)))
+      -- wait until the slow call reached the emulator (bounded poll)
+      local deadline = os.time() + 10
+      while #emu:requests() == 0 do
+        assert(os.time() < deadline, "the slow request never reached the emulator")
+      end
+      local pings = {}
+      for i = 1, 50 do pings[i] = nginx.send(srv.port, "/ping") end
+      local res = nginx.wait_all(pings, 20)
+      local slow_res = nginx.wait_all({ slow }, 20)[1]
+      local worst, best = 0, math.huge
+      for _, r in ipairs(res) do
+        assert.equal(200, r.status)
+        assert.equal("pong\n", r.body)
+        worst = math.max(worst, r.ms)
+        best = math.min(best, r.ms)
+      end
+      return slow_res, worst, best
+    end
+
+    it("is not blocked while a call waits (cosockets)", function()
+      local slow, worst, best = slow_and_pings("auto")
+      print(("\n  cosocket: 50 pings took %.1f-%.1f ms while the slow call took %.0f ms")
+        :format(best, worst, slow.ms))
+      assert.equal("members 3\n", slow.body)
+      assert.is_true(slow.ms >= 1900, "slow call " .. slow.ms)
+      assert.is_true(worst < 100, "a ping took " .. worst .. " ms")
+    end)
+
+    it("is blocked with transport = \"curl\" (the difference the test can see)", function()
+      local slow, worst, best = slow_and_pings("curl")
+      print(("\n  curl: 50 pings took %.1f-%.1f ms while the slow call took %.0f ms")
+        :format(best, worst, slow.ms))
+      assert.equal("members 3\n", slow.body)
+      assert.is_true(best > 1000, "a ping took only " .. best .. " ms")
+    end)
+  end)
+
+  describe("keep-alive", function()
+    it("many calls in a row open few connections (HTTP and HTTPS)", function()
+      for _, base in ipairs({ emu.base_url, emu.tls_base_url }) do
+        emu:reset(seed)
+        local status, body = srv:get("/many?n=30&base=" .. q(base) .. "&path="
+          .. q(members_path(small.id)))
+        assert.equal(200, status)
+        local ok, opened = body:match("^(%d+) (%d+)")
+        assert.equal(30, tonumber(ok))
+        assert.is_true(tonumber(opened) <= 1, body)
+        local stats = emu:stats()
+        print(("\n  keep-alive %s: 30 calls, %s new connection(s) in nginx, %d at the emulator")
+          :format(base:match("^%a+"), opened, stats.connections))
+        assert.equal(30, stats.requests)
+        assert.is_true(stats.connections <= 2, cjson.encode(stats))
+      end
+      assert.is_true(emu:stats().tls_handshakes <= 2)
+    end)
+  end)
+
+  describe("plain Lua", function()
+    it("keeps the C methods as they are (no ngx, no wrapper)", function()
+      local methods = cfiam._client_methods
+      assert.equal("C", debug.getinfo(methods.request, "S").what)
+      assert.equal("C", debug.getinfo(methods.update_members, "S").what)
+      assert.equal("C", debug.getinfo(cfiam.request, "S").what)
+      assert.equal("C", debug.getinfo(cfiam.update_members, "S").what)
+    end)
+  end)
+
+  describe("phases", function()
+    it("leaves clients with a proxy to libcurl, and refuses to force cosockets for them", function()
+      local args = "&port=" .. nginx.free_port() .. "&base=" .. q(emu.base_url)
+        .. "&path=" .. q(members_path(small.id))
+      local status, body = srv:get("/proxy?t=auto" .. args)
+      assert.equal(200, status)
+      assert.equal("network cosocket exchanges 0\n", body)   -- libcurl met the dead proxy
+      status, body = srv:get("/proxy?t=cosocket" .. args)
+      assert.equal(200, status)
+      assert.matches("raised: .*does not support the proxy option", body)
+    end)
+
+    it("uses cosockets in an ngx.timer callback", function()
+      emu:reset(seed)
+      local status, body = srv:get("/timer?base=" .. q(emu.base_url) .. "&path="
+        .. q(members_path(small.id)))
+      assert.equal(200, status)
+      assert.equal("members 3 in phase timer, cosocket exchanges 1\n", body)
+    end)
+
+    it("falls back to libcurl where cosockets are unavailable, and refuses to force them", function()
+      emu:reset(seed)
+      local args = "&base=" .. q(emu.base_url) .. "&path=" .. q(members_path(small.id))
+      local status, body = srv:get("/set_phase?t=auto" .. args)
+      assert.equal(200, status)
+      assert.equal("members 3 cosocket exchanges 0\n", body)
+      status, body = srv:get("/set_phase?t=cosocket" .. args)
+      assert.equal(200, status)
+      assert.matches("raised: .*transport \"cosocket\" is not available in the nginx 'set' phase", body)
+    end)
+  end)
+
+  describe("examples/nginx.conf", function()
+    it("is a valid configuration that loads cfiam (nginx -t, paths set to this tree)", function()
+      local f = assert(io.open("examples/nginx.conf", "rb"))
+      local text = f:read("*a"):gsub("/opt/cfiam", nginx.root())
+      f:close()
+      local ok, out = nginx.check_conf(text)
+      assert.is_true(ok, out)
+      assert.matches("test is successful", out)
+    end)
+  end)
+
+  describe("examples/nginx_handler.lua", function()
+    local function post(group, doc)
+      local status, body = srv:get("/cfiam/groups/" .. group .. "/members", 30,
+        doc and cjson.encode(doc))
+      return status, cjson.decode(body)
+    end
+    local function ids_of(list)
+      local t = {}
+      for i, m in ipairs(list) do t[i] = m.id end
+      table.sort(t)
+      return t
+    end
+
+    it("plans, syncs and replaces a group's members from a JSON request", function()
+      emu:reset(seed)
+      local m, e = big.member_ids, big.emails
+      -- dry run, group by name: nothing is written
+      local status, doc = post("Small", { members = { m[1], e[5] }, dry_run = true })
+      assert.equal(200, status)
+      assert.is_true(doc.ok)
+      assert.equal(small.id, doc.group)
+      assert.same({ m[5] }, ids_of(doc.plan.add))
+      assert.same({ m[2], m[3] }, ids_of(doc.plan.remove))
+      assert.same({ m[1] }, ids_of(doc.plan.keep))
+      for _, r in ipairs(emu:requests()) do assert.equal("GET", r.method) end
+      -- the same for real
+      status, doc = post(small.id, { members = { m[1], e[5] } })
+      assert.equal(200, status)
+      assert.is_false(doc.dry_run)
+      assert.same({ m[5] }, ids_of(doc.plan.add))
+      local c = cfiam.new{ base_url = emu.base_url, api_token = "test-token" }
+      local now = assert(c:list_members(A, small.id))
+      assert.same({ m[1], m[5] }, ids_of(now))
+      -- replace, with an e-mail resolved to its member id
+      status, doc = post(small.id, { mode = "replace", members = { m[4], e[6] } })
+      assert.equal(200, status)
+      assert.same({ m[4], m[6] }, ids_of(doc.members))
+      assert.same({ m[4], m[6] }, ids_of(assert(c:list_members(A, small.id))))
+      c:close()
+    end)
+
+    it("answers errors as JSON with a status per kind", function()
+      emu:reset(seed)
+      local status, doc = post("Small", { members = {} })           -- would empty it
+      assert.equal(409, status)
+      assert.equal("guard", doc.error.kind)
+      status, doc = post("Nope", { members = { big.member_ids[1] } })
+      assert.equal(404, status)
+      assert.equal("not_found", doc.error.kind)
+      status, doc = post("Small", { members = { "nobody@example.com" } })
+      assert.equal(400, status)
+      assert.equal("invalid_argument", doc.error.kind)
+      status = srv:get("/cfiam/groups/Small/members")
+      assert.equal(405, status)
+    end)
+  end)
+
+  describe("the shared budget", function()
+    local function budget(n, limit, window, token, retries)
+      local status, body = srv:get("/budget?n=" .. n .. "&limit=" .. limit .. "&window="
+        .. window .. "&token=" .. token .. "&retries=" .. (retries or 2)
+        .. "&base=" .. q(emu.base_url) .. "&path="
+        .. q(members_path(small.id)), 120)
+      assert.equal(200, status, body)
+      return cjson.decode(body)
+    end
+
+    it("is shared by clients and fails at once when it is used up for long", function()
+      emu:reset(seed)
+      -- 100 a day, 90 % usable before waiting: two requests of 45 calls use
+      -- it (one client each), the next call is refused without being sent
+      local out = budget(45, 100, 86400, "test-token")
+      for i = 1, 45 do assert.is_true(out[i].ok, "call " .. i) end
+      out = budget(46, 100, 86400, "test-token")
+      for i = 1, 45 do assert.is_true(out[i].ok, "call " .. i) end
+      local last = out[46]
+      assert.is_false(last.ok)
+      assert.equal("rate_limited", last.kind)
+      assert.is_true(last.retry_after > 60)
+      assert.is_true(last.s < 0.5, "waited " .. last.s .. " s")
+      assert.equal(90, emu:stats().requests)          -- the refused call sent nothing
+    end)
+
+    it("slows the calls down before the limit (and counts per token)", function()
+      emu:reset(seed)
+      -- 10 per 2 s: 9 go at once, the 10th waits (ngx.sleep) until the
+      -- sliding window lets it through; another token is unaffected
+      local out = budget(12, 10, 2, "ro-token")
+      local total = 0
+      for i = 1, 12 do
+        assert.is_true(out[i].ok, "call " .. i)
+        total = total + out[i].s
+      end
+      assert.is_true(out[1].s < 0.5)
+      assert.is_true(total >= 0.2, "12 calls took only " .. total .. " s")
+      assert.equal(12, emu:stats().requests)
+    end)
+
+    it("holds every client of the token off after a 429, for its Retry-After", function()
+      emu:reset(seed)
+      emu:fault({ status = 429, headers = { ["Retry-After"] = "1" }, times = 1 })
+      -- no retries: the 429 is returned, and the next call (in this test the
+      -- same worker; the dictionary is what every worker reads) waits
+      local out = budget(2, 1200, 300, "test-token", 0)
+      assert.is_false(out[1].ok)
+      assert.equal("rate_limited", out[1].kind)
+      assert.is_true(out[2].ok)
+      assert.is_true(out[2].s >= 0.8, "the next call waited only " .. out[2].s .. " s")
+      assert.is_true(out[2].s < 3)
+    end)
+  end)
+end)
