@@ -102,6 +102,9 @@ int cfiam_invalid(lua_State *L, const char *const *secrets, const char *fmt,
                   ...);
 /* Replaces the string at the top of the stack by a copy without secrets. */
 void cfiam_scrub_top(lua_State *L, const char *const *secrets);
+/* cfiam_quote, or "[redacted]" when the value holds a secret. */
+void cfiam_quote_arg(char *out, size_t cap, const char *s, size_t len,
+                     const char *const *secrets);
 /* Removes every occurrence of the secrets from the strings of the error
  * table at `idx` (message, errors[i].message, messages[i].message). */
 void cfiam_error_scrub(lua_State *L, int idx, const char *const *secrets);

@@ -125,7 +125,22 @@ static int contains(const char *s, size_t len, const char *secret) {
     return 0;
 }
 
-/* (cfiam.h) */
+/* Quotes a bad argument for a message, or "[redacted]" when it holds a
+ * secret (a token passed in the wrong place): the quote is cut at 40 bytes,
+ * and a cut token would escape the later scrub. */
+void cfiam_quote_arg(char *out, size_t cap, const char *s, size_t len,
+                     const char *const *secrets) {
+    int k;
+    for (k = 0; secrets && secrets[k]; k++) {
+        if (contains(s, len, secrets[k])) {
+            snprintf(out, cap, "[redacted]");
+            return;
+        }
+    }
+    cfiam_quote(out, cap, s, len);
+}
+
+/* Replaces the string at the top of the stack by a copy without secrets. */
 void cfiam_scrub_top(lua_State *L, const char *const *secrets) {
     size_t len, i;
     const char *s = lua_tolstring(L, -1, &len);

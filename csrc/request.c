@@ -85,7 +85,7 @@ static int build_ids_body(lua_State *L, cfiam_client *c, int t, int allow_empty,
         size_t slot;
         if (!cfiam_is_id(s, len)) {
             char q[64];
-            cfiam_quote(q, sizeof(q), s, len);
+            cfiam_quote_arg(q, sizeof(q), s, len, c->secrets);
             return cfiam_invalid(L, c->secrets, "%s[%d]: expected a 32-character "
                                     "hexadecimal member id, got %s",
                                  what, (int)i, q);
@@ -235,7 +235,7 @@ static int prepare(lua_State *L, cfiam_client *c, cfiam_request *rq) {
     if (c->config_error)
         return cfiam_invalid(L, c->secrets, "%s", c->config_error);
     if (!cfiam_is_path(path, plen)) {
-        cfiam_quote(q, sizeof(q), path, plen);
+        cfiam_quote_arg(q, sizeof(q), path, plen, c->secrets);
         return cfiam_invalid(L, c->secrets, "path: expected '/' and URL path characters, "
                                 "got %s", q);
     }
@@ -288,12 +288,12 @@ static int push_members_path(lua_State *L, cfiam_client *c, int a, int g) {
     const char *grp = luaL_checklstring(L, g, &gl);
     char q[64];
     if (!cfiam_is_id(acc, al)) {
-        cfiam_quote(q, sizeof(q), acc, al);
+        cfiam_quote_arg(q, sizeof(q), acc, al, c->secrets);
         return cfiam_invalid(L, c->secrets, "account: expected a 32-character hexadecimal"
                                 " id, got %s", q);
     }
     if (!cfiam_is_id(grp, gl)) {
-        cfiam_quote(q, sizeof(q), grp, gl);
+        cfiam_quote_arg(q, sizeof(q), grp, gl, c->secrets);
         return cfiam_invalid(L, c->secrets, "group: expected a 32-character hexadecimal "
                                 "id, got %s", q);
     }

@@ -15,7 +15,7 @@ for lua in $LUAS; do
   out=$run/busted-$lua.out
   CFIAM_LUA=$lua CFIAM_BUILD=$build $lua /usr/bin/busted --cpath="./$build/?.so" \
     -o utfTerminal $SPECS 2>&1 | tee "$out"
-  line=$(grep -E '^[0-9]+ success' "$out" | tail -n 1)
+  line=$(grep -a -E '^[0-9]+ success' "$out" | tail -n 1)
   if [ -z "$line" ]; then
     echo "busted under $lua did not finish" >&2
     failed=$((failed + 1)); status=1; continue
