@@ -17,8 +17,10 @@ local ipairs, tostring = ipairs, tostring
 local format = string.format
 local concat = table.concat
 
-local R = require("cfiam.resolve")
-local err_ = R.err
+local A = require("cfiam.args")
+local P = require("cfiam.pager")
+local I = require("cfiam.ids")
+local err_ = A.err
 
 local _M = {}
 
@@ -31,25 +33,25 @@ local SYNC_OPTS = { per_page = "number", max_pages = "number",
 
 -- A pager over the group's members, or nil, err (invalid arguments).
 local function member_pager(client, account, group, opts)
-  local err = R.check_paging(opts, R.GROUP_PAGE)
+  local err = A.check_paging(opts, P.GROUP_PAGE)
   if err then return nil, err end
   if opts.direction ~= nil and opts.direction ~= "asc" and opts.direction ~= "desc" then
     return nil, err_("invalid_argument", "direction: expected 'asc' or 'desc', got "
-      .. R.quote(opts.direction))
+      .. A.quote(opts.direction))
   end
   local path
   path, err = client:_members_path(account, group)
   if not path then return nil, err end
-  return R.pager{ client = client, path = path, decode = "members",
+  return P.pager{ client = client, path = path, decode = "members",
     query = { fuzzyEmail = opts.fuzzy_email, direction = opts.direction },
     filtered = opts.fuzzy_email ~= nil,
-    per_page = opts.per_page or R.GROUP_PAGE, max_pages = opts.max_pages,
+    per_page = opts.per_page or P.GROUP_PAGE, max_pages = opts.max_pages,
     what = "the members of group " .. group }
 end
 
 local function check_ids_args(account, group, fname)
-  R.check_string(account, "account", fname)
-  R.check_string(group, "group", fname)
+  A.check_string(account, "account", fname)
+  A.check_string(group, "group", fname)
 end
 
 --- Lists every member of a group, across all pages.
@@ -61,10 +63,10 @@ end
 --   unfiltered) came back with fewer members than total_count.
 function _M.list_members(client, account, group, opts)
   check_ids_args(account, group, "list_members")
-  opts = R.check_opts(opts, LIST_OPTS, "list_members")
+  opts = A.check_opts(opts, LIST_OPTS, "list_members")
   local p, err = member_pager(client, account, group, opts)
   if not p then return nil, err end
-  return R.collect(p)
+  return P.collect(p)
 end
 
 --- Iterates over a group's members, one page in memory at a time.
@@ -73,7 +75,7 @@ end
 -- listing is incomplete) the iterator yields false, err once, then ends.
 function _M.each_member(client, account, group, opts)
   check_ids_args(account, group, "each_member")
-  opts = R.check_opts(opts, LIST_OPTS, "each_member")
+  opts = A.check_opts(opts, LIST_OPTS, "each_member")
   local p, failure = member_pager(client, account, group, opts)
   local items, i = nil, 0
   return function()
@@ -88,7 +90,7 @@ function _M.each_member(client, account, group, opts)
         return items[i]
       end
       local e
-      items, e = R.next_page(p)
+      items, e = P.next_page(p)
       i = 0
       if not items then
         p = nil
@@ -107,7 +109,7 @@ function _M.add_members(client, account, group, ids)
   local path, err = client:_members_path(account, group)
   if not path then return nil, err end
   local list
-  list, err = R.normalise(client, account, ids, "ids", "add_members")
+  list, err = I.normalise(client, account, ids, "ids", "add_members")
   if not list then return nil, err end
   if #list == 0 then
     return nil, err_("invalid_argument", "ids is empty: nothing to add")
@@ -129,7 +131,7 @@ function _M.remove_members(client, account, group, ids)
   local path, err = client:_members_path(account, group)
   if not path then return nil, err end
   local list
-  list, err = R.normalise(client, account, ids, "ids", "remove_members")
+  list, err = I.normalise(client, account, ids, "ids", "remove_members")
   if not list then return nil, err end
   if #list == 0 then
     return nil, err_("invalid_argument", "ids is empty: nothing to remove")
@@ -158,7 +160,7 @@ end
 local function make_plan(client, account, group, desired, opts, fname)
   local path, err = client:_members_path(account, group)
   if not path then return nil, err end
-  local ids, emails = R.split(desired, "desired", fname)
+  local ids, emails = I.split(desired, "desired", fname)
   if not ids then return nil, emails end
   local p
   p, err = member_pager(client, account, group, opts)
@@ -166,18 +168,18 @@ local function make_plan(client, account, group, desired, opts, fname)
   local index
   if #emails > 0 then
     -- Resolve first: an unknown address fails before the long listing.
-    ids, index = R.normalise(client, account, desired, "desired", fname)
+    ids, index = I.normalise(client, account, desired, "desired", fname)
     if not ids then return nil, index end
   end
   local current
-  current, err = R.collect(p)
+  current, err = P.collect(p)
   if not current then return nil, err end
   local want = {}
   for _, id in ipairs(ids) do want[id] = true end
   local plan = { add = {}, remove = {}, keep = {} }
   local have = {}
   for _, m in ipairs(current) do
-    local e = R.entry(m)
+    local e = I.entry(m)
     have[e.id] = true
     if want[e.id] then plan.keep[#plan.keep + 1] = e
     else plan.remove[#plan.remove + 1] = e end
@@ -186,7 +188,7 @@ local function make_plan(client, account, group, desired, opts, fname)
   for _, id in ipairs(ids) do
     if not have[id] then
       if not index then
-        index, err = R.account_index(client, account)
+        index, err = I.account_index(client, account)
         if not index then return nil, err end
       end
       local e = index.by_id[id]
@@ -213,7 +215,7 @@ end
 --   member list for additions), or nil, err.
 function _M.plan_members(client, account, group, desired, opts)
   check_ids_args(account, group, "plan_members")
-  opts = R.check_opts(opts, PLAN_OPTS, "plan_members")
+  opts = A.check_opts(opts, PLAN_OPTS, "plan_members")
   return make_plan(client, account, group, desired, opts, "plan_members")
 end
 
@@ -235,7 +237,7 @@ end
 --   written), or the PUT's error with err.plan.
 function _M.sync_members(client, account, group, desired, opts)
   check_ids_args(account, group, "sync_members")
-  opts = R.check_opts(opts, SYNC_OPTS, "sync_members")
+  opts = A.check_opts(opts, SYNC_OPTS, "sync_members")
   local max_removals = opts.max_removals or 10
   if max_removals ~= max_removals or max_removals < 0 then
     return nil, err_("invalid_argument",
@@ -269,7 +271,7 @@ function _M.sync_members(client, account, group, desired, opts)
   if opts.verify then
     local p, now
     p, err = member_pager(client, account, group, plan_opts)
-    if p then now, err = R.collect(p) end
+    if p then now, err = P.collect(p) end
     if not now then
       err.plan = plan -- the write happened; the check could not be made
       return nil, err
@@ -278,7 +280,7 @@ function _M.sync_members(client, account, group, desired, opts)
     for _, id in ipairs(ids) do want[id] = true end
     local entries = {}
     for _, m in ipairs(now) do
-      local e = R.entry(m)
+      local e = I.entry(m)
       got[e.id] = true
       entries[#entries + 1] = e
     end

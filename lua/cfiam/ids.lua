@@ -1,0 +1,146 @@
+--- cfiam.ids: lists that mix member ids and e-mail addresses, turned into
+-- account-member ids through one listing of the account's members
+-- (GET /accounts/{id}/members, 50 a page; the member id, not the user id).
+local type, pairs, ipairs, error, require = type, pairs, ipairs, error, require
+local concat, sort = table.concat, table.sort
+local lower, find, format = string.lower, string.find, string.format
+local A = require("cfiam.args")
+local P = require("cfiam.pager")
+
+local _M = {}
+
+--- Whether s looks like an e-mail address (anything@anything, no spaces).
+function _M.is_email(s)
+  return find(s, "^[^@%s]+@[^@%s]+$") ~= nil
+end
+
+--- Splits a list of member ids and e-mail addresses.
+-- Entries: "id", "address", { id = "..." } or { email = "..." }.
+-- Returns ids (lower case, unique, in order), emails (unique ignoring case,
+-- as given, in order), or nil, invalid_argument naming the bad entries.
+-- Raises when list is not a table or an entry has a wrong Lua type.
+function _M.split(list, what, fname)
+  if type(list) ~= "table" then
+    error(format("bad argument to '%s' (%s: table expected, got %s)", fname,
+      what, type(list)), 3)
+  end
+  local ids, emails, seen, bad = {}, {}, {}, {}
+  local is_id = require("cfiam").is_id
+  for i = 1, #list do
+    local v = list[i]
+    if type(v) == "table" then v = v.id or v.email end
+    if type(v) ~= "string" then
+      error(format("bad argument to '%s' (%s[%d]: string or table with id or "
+        .. "email expected, got %s)", fname, what, i, type(v)), 3)
+    end
+    if is_id(v) then
+      local id = lower(v)
+      if not seen[id] then seen[id] = true; ids[#ids + 1] = id end
+    elseif _M.is_email(v) then
+      local key = "@" .. lower(v)
+      if not seen[key] then seen[key] = true; emails[#emails + 1] = v end
+    else
+      bad[#bad + 1] = A.quote(v)
+    end
+  end
+  if #bad > 0 then
+    return nil, A.err("invalid_argument", what
+      .. ": neither a 32-character hexadecimal member id nor an e-mail address: "
+      .. concat(bad, ", "))
+  end
+  return ids, emails
+end
+
+local function entry(m)
+  local email = m.email
+  if type(email) ~= "string" and type(m.user) == "table" then
+    email = m.user.email
+  end
+  return { id = lower(m.id), email = type(email) == "string" and email or nil,
+    status = type(m.status) == "string" and m.status or nil }
+end
+_M.entry = entry
+
+--- Lists the account's members once: { by_id = {id = entry},
+-- by_email = {lower(address) = entry} } | nil, err.
+function _M.account_index(client, account)
+  local err = A.check_id(account, "account")
+  if err then return nil, err end
+  local p = P.pager{ client = client, decode = "members",
+    path = "/accounts/" .. lower(account) .. "/members",
+    per_page = P.ACCOUNT_PAGE, what = "the members of account " .. account }
+  local list
+  list, err = P.collect(p)
+  if not list then return nil, err end
+  local index = { by_id = {}, by_email = {} }
+  for _, m in ipairs(list) do
+    local e = entry(m)
+    index.by_id[e.id] = e
+    if e.email and not index.by_email[lower(e.email)] then
+      index.by_email[lower(e.email)] = e
+    end
+  end
+  return index
+end
+
+--- Resolves addresses with an index: { [address as given] = entry } |
+-- nil, invalid_argument naming every unknown address.
+function _M.lookup(index, emails, account)
+  local out, unknown = {}, {}
+  for _, address in ipairs(emails) do
+    local e = index.by_email[lower(address)]
+    if e then
+      out[address] = { id = e.id, email = e.email, status = e.status }
+    else
+      unknown[#unknown + 1] = address
+    end
+  end
+  if #unknown > 0 then
+    return nil, A.err("invalid_argument", format("%s not a member of "
+      .. "account %s: %s", #unknown == 1 and "e-mail address is"
+      or "e-mail addresses are", account, concat(unknown, ", ")),
+      { unknown = unknown })
+  end
+  return out
+end
+
+--- The "ids or e-mails" normaliser: returns ids (lower case, unique, in
+-- the order given, e-mails replaced by their member ids) and the account
+-- index when one was fetched (nil otherwise), or nil, err. The account is
+-- listed only when the list holds an e-mail address or `need_index` is set.
+function _M.normalise(client, account, list, what, fname, need_index)
+  local ids, emails = _M.split(list, what, fname)
+  if not ids then return nil, emails end
+  local index, err
+  if #emails > 0 or need_index then
+    index, err = _M.account_index(client, account)
+    if not index then return nil, err end
+  end
+  if #emails > 0 then
+    local resolved
+    resolved, err = _M.lookup(index, emails, account)
+    if not resolved then return nil, err end
+    local by_lower = {}
+    for address, e in pairs(resolved) do by_lower[lower(address)] = e.id end
+    -- The caller's order, each address replaced by its member id.
+    local out, seen = {}, {}
+    for i = 1, #list do
+      local v = list[i]
+      if type(v) == "table" then v = v.id or v.email end
+      local id = by_lower[lower(v)] or lower(v)
+      if not seen[id] then seen[id] = true; out[#out + 1] = id end
+    end
+    ids = out
+  end
+  return ids, index
+end
+
+-- Sorted keys, for stable messages.
+function _M.sorted_keys(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = k end
+  sort(keys)
+  return keys
+end
+
+return _M

@@ -1,0 +1,131 @@
+--- cfiam.pager: paged listings (page = 1, 2, ... with per_page) that end
+-- on an empty page, or once total_count items were seen (unfiltered
+-- listings only), and never run past max_pages: a listing that ends early
+-- is an `incomplete` error, never a silent partial list.
+local type, pairs, ipairs, tonumber = type, pairs, ipairs, tonumber
+local ceil = math.ceil
+local lower, format = string.lower, string.format
+local A = require("cfiam.args")
+
+local _M = {}
+
+-- Pages fetched at most when the server gives no total_count (and the
+-- caller no max_pages): a bound for a listing that never runs out.
+_M.FALLBACK_MAX_PAGES = 1000
+-- The API's largest page sizes.
+_M.GROUP_PAGE = 500
+_M.ACCOUNT_PAGE = 50
+
+--- Creates a pager over a paginated GET.
+-- @param spec { client, path, query (filters; page and per_page are added),
+--   per_page, max_pages (nil: enough for total_count, plus one), filtered
+--   (total_count then counts more than the listing, so it is not used),
+--   decode ("members" or nil), what ("members of group X", for messages) }
+function _M.pager(spec)
+  local p = {
+    client = spec.client, path = spec.path, per_page = spec.per_page,
+    decode = spec.decode, what = spec.what, filtered = spec.filtered,
+    fixed_max = spec.max_pages, max_pages = spec.max_pages or _M.FALLBACK_MAX_PAGES,
+    page = 0, count = 0, seen = {}, total = nil, overshoot = false, done = false,
+    query = {},
+  }
+  for k, v in pairs(spec.query or {}) do p.query[k] = v end
+  p.query.per_page = p.per_page
+  return p
+end
+
+local function incomplete(p, message)
+  p.done = true
+  return nil, A.err("incomplete", message, {
+    count = p.count, total_count = p.total, pages = p.page })
+end
+
+--- Fetches the next page. Returns the page's new items (an array, maybe
+-- empty when the page only repeated earlier items), or nil when the
+-- listing is complete, or nil, err.
+function _M.next_page(p)
+  if p.done then return nil end
+  if p.page >= p.max_pages then
+    local claim = p.total and format(", while the server's total_count says %d",
+      p.total) or ""
+    return incomplete(p, format("listing %s stopped after %d page%s "
+      .. "(max_pages) with %d listed%s", p.what, p.page,
+      p.page == 1 and "" or "s", p.count, claim))
+  end
+  p.page = p.page + 1
+  p.query.page = p.page
+  local res, meta = p.client:request("GET", p.path,
+    { query = p.query, decode = p.decode })
+  if res == nil then
+    if type(meta) == "table" and meta.kind then
+      p.done = true
+      return nil, meta
+    end
+    res = {} -- success without a result: an empty page
+  end
+  if type(res) ~= "table" then
+    p.done = true
+    return nil, A.err("invalid_response", "listing " .. p.what
+      .. ": result is not an array")
+  end
+  local info = type(meta) == "table" and meta.result_info
+  local total = type(info) == "table" and tonumber(info.total_count)
+  if total then
+    p.total = total
+    if not p.fixed_max then
+      -- The first claim sets the bound; a later, larger claim (members
+      -- added during the listing) may raise it.
+      local need = ceil(total / p.per_page) + 1
+      if not p.sized or need > p.max_pages then
+        p.max_pages, p.sized = need, true
+      end
+    end
+  end
+  if #res == 0 then
+    p.done = true
+    if not p.filtered and p.total and p.count < p.total then
+      return incomplete(p, format("listing %s ended on page %d with %d "
+        .. "listed, but the server's total_count says %d", p.what, p.page,
+        p.count, p.total))
+    end
+    return nil
+  end
+  local new = {}
+  for _, item in ipairs(res) do
+    local id = type(item) == "table" and item.id
+    if type(id) ~= "string" then
+      p.done = true
+      return nil, A.err("invalid_response", "listing " .. p.what
+        .. ": an item has no string id")
+    end
+    id = lower(id)
+    if not p.seen[id] then
+      p.seen[id] = true
+      p.count = p.count + 1
+      new[#new + 1] = item
+    end
+  end
+  if p.total and p.count > p.total then
+    -- total_count cannot be trusted any more: go on to an empty page.
+    p.overshoot = true
+  end
+  if not p.filtered and not p.overshoot and p.total and p.count == p.total then
+    p.done = true
+  end
+  return new
+end
+
+--- Lists every item through a pager: array | nil, err.
+function _M.collect(p)
+  local all = {}
+  while true do
+    local items, err = _M.next_page(p)
+    if not items then
+      if err then return nil, err end
+      return all
+    end
+    for i = 1, #items do all[#all + 1] = items[i] end
+  end
+end
+
+return _M
