@@ -178,6 +178,7 @@ typedef struct cfiam_request {
     const char *method;
     int has_body;
     cfiam_decode decode;
+    int want_meta; /* 0: success pushes the result only (update_members) */
 } cfiam_request;
 
 int cfiam_request_init(lua_State *L); /* registers the request functions */

@@ -232,6 +232,7 @@ static int prepare(lua_State *L, cfiam_client *c, cfiam_request *rq) {
     rq->method = methods[i];
     rq->has_body = 0;
     rq->decode = CFIAM_DECODE_RAW;
+    rq->want_meta = 1;
     if (c->config_error)
         return cfiam_invalid(L, c->secrets, "%s", c->config_error);
     if (!cfiam_is_path(path, plen)) {
@@ -397,11 +398,8 @@ static int client_update_members(lua_State *L) {
     rq.method = "PUT";
     rq.has_body = 1;
     rq.decode = CFIAM_DECODE_MEMBERS;
-    perform(L, c, &rq);
-    if (lua_isnil(L, -2))
-        return 2;  /* nil, err */
-    lua_pop(L, 1); /* the members only, without meta */
-    return 1;
+    rq.want_meta = 0; /* the members only: no meta table to build */
+    return perform(L, c, &rq); /* members, or nil, err */
 }
 
 /* ---- the pieces the cosocket transport reuses --------------------------- */
@@ -475,6 +473,7 @@ static int client_outcome(lua_State *L) {
     lua_settop(L, 6);
     rq.method = "GET";
     rq.has_body = 0;
+    rq.want_meta = 1;
     rq.decode = strcmp(luaL_checkstring(L, 2), "members") == 0
                     ? CFIAM_DECODE_MEMBERS
                     : CFIAM_DECODE_RAW;

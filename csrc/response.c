@@ -238,6 +238,10 @@ int cfiam_response_outcome(lua_State *L, cfiam_client *c,
             lua_pop(L, 1);      /* which callers would take for failure) */
             lua_newtable(L);
         }
+        if (!rq->want_meta) {
+            lua_remove(L, top + 1); /* the envelope */
+            return 1;
+        }
         /* meta: status, result_info, messages, ray_id, attempts */
         lua_createtable(L, 0, 5);
         lua_getfield(L, top + 1, "result_info");

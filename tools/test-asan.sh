@@ -26,12 +26,14 @@ here=$(pwd)
 
 make --no-print-directory BUILD=$BUILD LUA_VERSION=5.4 CC="$CC" \
   XCFLAGS="$SAN" LIBFLAG="-shared $SAN" $BUILD/cfiam.so &&
-$CC $SAN -I/usr/include/lua5.4 -o $BUILD/lua tools/asan-lua.c -llua5.4 || {
+$CC $SAN -I/usr/include/lua5.4 -o $BUILD/lua tools/asan-lua.c -llua5.4 &&
+# the OpenResty spec's nginx loads the (uninstrumented) LuaJIT build
+make --no-print-directory build/luajit/cfiam.so || {
   echo "test-asan: build failed" >&2; echo "0 passed, 1 failed"; exit 1; }
 
 logs=.tmp/asan
 rm -rf $logs; mkdir -p $logs
-out=.tmp/busted-asan.out
+out=$(mktemp .tmp/busted-asan.XXXXXX)
 ASAN_OPTIONS="detect_leaks=1:quarantine_size_mb=16:log_path=$here/$logs/asan:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1" \
 LSAN_OPTIONS="suppressions=$here/tools/lsan.supp:print_suppressions=0" \
 UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
@@ -39,7 +41,7 @@ CFIAM_ASAN_QUARANTINE_KB=16384 CFIAM_LUA=$here/$BUILD/lua CFIAM_BUILD=$BUILD \
   $BUILD/lua /usr/bin/busted --cpath="./$BUILD/?.so" -o utfTerminal $SPECS 2>&1 | tee "$out"
 
 passed=0; failed=0; status=0
-line=$(grep -E '^[0-9]+ success' "$out" | tail -n 1)
+line=$(grep -a -E '^[0-9]+ success' "$out" | tail -n 1)
 if [ -z "$line" ]; then
   echo "busted under ASan did not finish" >&2
   failed=1; status=1
@@ -49,12 +51,13 @@ else
   [ "$failed" = 0 ] || status=1
 fi
 reports=$(ls $logs | wc -l)
-inline=$(grep -c -E 'runtime error:|ERROR: (Address|Leak)Sanitizer|SUMMARY: (Address|UndefinedBehavior|Leak)Sanitizer' "$out")
+inline=$(grep -a -c -E 'runtime error:|ERROR: (Address|Leak)Sanitizer|SUMMARY: (Address|UndefinedBehavior|Leak)Sanitizer' "$out")
 if [ "$reports" != 0 ] || [ "$inline" != 0 ]; then
   echo "== sanitizer reports: $reports in $logs/, $inline in the output" >&2
   for f in $logs/*; do [ -f "$f" ] && { echo "--- $f" >&2; head -n 60 "$f" >&2; }; done
-  grep -n -A8 -E 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$out" | head -n 80 >&2
+  grep -a -n -A8 -E 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$out" | head -n 80 >&2
   failed=$((failed + reports + inline)); status=1
 fi
+rm -f "$out"
 echo "$passed passed, $failed failed"
 exit $status

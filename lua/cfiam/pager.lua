@@ -2,7 +2,7 @@
 -- on an empty page, or once total_count items were seen (unfiltered
 -- listings only), and never run past max_pages: a listing that ends early
 -- is an `incomplete` error, never a silent partial list.
-local type, pairs, ipairs, tonumber = type, pairs, ipairs, tonumber
+local type, pairs, tonumber = type, pairs, tonumber
 local ceil = math.ceil
 local lower, format = string.lower, string.format
 local A = require("cfiam.args")
@@ -90,8 +90,11 @@ function _M.next_page(p)
     end
     return nil
   end
-  local new = {}
-  for _, item in ipairs(res) do
+  -- The page itself is returned unless it repeats earlier items (then a
+  -- filtered copy): no per-page copy in the common case.
+  local new, n, seen = res, 0, p.seen
+  for i = 1, #res do
+    local item = res[i]
     local id = type(item) == "table" and item.id
     if type(id) ~= "string" then
       p.done = true
@@ -99,12 +102,18 @@ function _M.next_page(p)
         .. ": an item has no string id")
     end
     id = lower(id)
-    if not p.seen[id] then
-      p.seen[id] = true
-      p.count = p.count + 1
-      new[#new + 1] = item
+    if seen[id] then
+      if new == res then
+        new = {}
+        for j = 1, i - 1 do new[j] = res[j] end
+        n = i - 1
+      end
+    else
+      seen[id] = true
+      if new ~= res then n = n + 1; new[n] = item end
     end
   end
+  p.count = p.count + (new == res and #res or n)
   if p.total and p.count > p.total then
     -- total_count cannot be trusted any more: go on to an empty page.
     p.overshoot = true
