@@ -36,6 +36,7 @@ CFIAM_EXPORT int luaopen_cfiam(lua_State *L) {
     lua_newtable(L);
     cfiam_setfuncs(L, funcs);
     cfiam_request_init(L);
+    cfiam_idset_init(L);
     lua_pushliteral(L, CFIAM_VERSION);
     lua_setfield(L, -2, "_VERSION");
     luaL_getmetatable(L, CFIAM_CLIENT_MT);

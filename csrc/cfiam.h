@@ -11,6 +11,7 @@
  *   retry.c          Retry-After parsing, backoff, the retry decision
  *   json.c           JSON text straight into Lua tables
  *   error.c          the error table, its metatable and secret scrubbing
+ *   idset.c          a set of ids for paged listings (repeats across pages)
  *   buf.c            a growable byte buffer
  *
  * Memory rule (see STYLE.md §4): everything malloc'd belongs to a client
@@ -169,6 +170,11 @@ cfiam_client *cfiam_check_client(lua_State *L, int idx); /* raises if closed */
 void cfiam_client_init(lua_State *L);
 int cfiam_client_new(lua_State *L);
 int cfiam_default_client(lua_State *L);
+
+/* ---- idset.c ---------------------------------------------------------- */
+
+/* Registers the id set type and cfiam._idset (module table at -1). */
+void cfiam_idset_init(lua_State *L);
 
 /* ---- request.c -------------------------------------------------------- */
 

@@ -29,7 +29,7 @@ build = {
   modules = {
     cfiam = {
       sources = {
-        "csrc/buf.c", "csrc/cfiam.c", "csrc/client.c", "csrc/error.c",
+        "csrc/buf.c", "csrc/cfiam.c", "csrc/client.c", "csrc/error.c", "csrc/idset.c",
         "csrc/json.c", "csrc/request.c", "csrc/response.c", "csrc/retry.c",
         "csrc/transport_curl.c", "csrc/validate.c",
       },

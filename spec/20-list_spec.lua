@@ -131,6 +131,37 @@ describe("list_members", function()
     assert.are.equal(4, #emu:requests())
   end)
 
+  it("counts a member once when pages shift under the listing (repeats dropped, any case)", function()
+    -- page 2 starts with the last two members of page 1 again, one of them
+    -- in upper case, as when members are added while a group is listed
+    local m = ids.members
+    local p1 = { m[1], m[2], m[3], m[4] }
+    local again = { id = m[4].id:upper(), email = m[4].email, status = m[4].status }
+    local p2 = { m[3], again, m[5], m[6] }
+    local info = function(n, page)
+      return { count = n, page = page, per_page = 4, total_count = 6 }
+    end
+    emu:fault({
+      { path = H.members_pattern(mid), times = 1, body = H.page_body(p1, info(4, 1)) },
+      { path = H.members_pattern(mid), times = 1, body = H.page_body(p2, info(4, 2)) } })
+    local list, err = c:list_members(ids.account, mid, { per_page = 4 })
+    assert.is_nil(err)
+    assert.are.same(H.sorted_ids({ m[1], m[2], m[3], m[4], m[5], m[6] }), H.sorted_ids(list))
+    assert.are.equal(6, #list)
+    assert.are.equal(2, #emu:requests()) -- 6 distinct members = total_count: done
+
+    -- each_member yields each of them once too
+    emu:fault({
+      { path = H.members_pattern(mid), times = 1, body = H.page_body(p1, info(4, 1)) },
+      { path = H.members_pattern(mid), times = 1, body = H.page_body(p2, info(4, 2)) } })
+    local n = 0
+    for member, e in c:each_member(ids.account, mid, { per_page = 4 }) do
+      assert.is_truthy(member, tostring(e))
+      n = n + 1
+    end
+    assert.are.equal(6, n)
+  end)
+
   it("does not trust a total_count lower than what was listed", function()
     local p1, p2 = {}, {}
     for i = 1, 100 do p1[i] = ids.members[i]; p2[i] = ids.members[100 + i] end

@@ -4,7 +4,7 @@
 -- is an `incomplete` error, never a silent partial list.
 local type, pairs, tonumber = type, pairs, tonumber
 local ceil = math.ceil
-local lower, format = string.lower, string.format
+local format = string.format
 local A = require("cfiam.args")
 
 local _M = {}
@@ -26,7 +26,8 @@ function _M.pager(spec)
     client = spec.client, path = spec.path, per_page = spec.per_page,
     decode = spec.decode, what = spec.what, filtered = spec.filtered,
     fixed_max = spec.max_pages, max_pages = spec.max_pages or _M.FALLBACK_MAX_PAGES,
-    page = 0, count = 0, seen = {}, total = nil, overshoot = false, done = false,
+    page = 0, count = 0, seen = require("cfiam")._idset(), total = nil,
+    overshoot = false, done = false,
     query = {},
   }
   for k, v in pairs(spec.query or {}) do p.query[k] = v end
@@ -90,30 +91,16 @@ function _M.next_page(p)
     end
     return nil
   end
-  -- The page itself is returned unless it repeats earlier items (then a
-  -- filtered copy): no per-page copy in the common case.
-  local new, n, seen = res, 0, p.seen
-  for i = 1, #res do
-    local item = res[i]
-    local id = type(item) == "table" and item.id
-    if type(id) ~= "string" then
-      p.done = true
-      return nil, A.err("invalid_response", "listing " .. p.what
-        .. ": an item has no string id")
-    end
-    id = lower(id)
-    if seen[id] then
-      if new == res then
-        new = {}
-        for j = 1, i - 1 do new[j] = res[j] end
-        n = i - 1
-      end
-    else
-      seen[id] = true
-      if new ~= res then n = n + 1; new[n] = item end
-    end
+  -- Items seen on an earlier page (pages shift when the group changes
+  -- during the listing) are dropped from the page, in place, by the C id
+  -- set: each member is counted once.
+  local kept = p.seen:add_page(res)
+  if not kept then
+    p.done = true
+    return nil, A.err("invalid_response", "listing " .. p.what
+      .. ": an item has no string id")
   end
-  p.count = p.count + (new == res and #res or n)
+  p.count = p.count + kept
   if p.total and p.count > p.total then
     -- total_count cannot be trusted any more: go on to an empty page.
     p.overshoot = true
@@ -121,7 +108,7 @@ function _M.next_page(p)
   if not p.filtered and not p.overshoot and p.total and p.count == p.total then
     p.done = true
   end
-  return new
+  return res
 end
 
 --- Lists every item through a pager: array | nil, err.
