@@ -15,11 +15,12 @@
  * addressing table (compared case-insensitively); any other id goes to a
  * Lua table in the set's user value, as given.
  *
- * Memory: slots and keys are malloc'd, owned by the userdata (freed by
- * __gc) and grown before any Lua call that could raise.
+ * Memory: slots and keys live in Lua userdata blocks anchored in the set's
+ * user value (fields 1 and 2), not in malloc'd memory, so that the garbage
+ * collector sees their size: a script listing many groups frees them as
+ * promptly as the tables it lists.
  */
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 #include "cfiam.h"
 
@@ -42,23 +43,32 @@ static size_t slot_of(const idset *s, const unsigned char *key) {
     return (size_t)(h >> 32) & (s->cap - 1);
 }
 
-/* Makes room for one more id; 0 when out of memory. */
-static int reserve(idset *s) {
+/* A new zeroed block, anchored as uservalue[field] of the set at index 1
+ * (the previous block there becomes garbage). May raise: nothing here is
+ * malloc'd, so nothing leaks. */
+static void *new_block(lua_State *L, int field, size_t size) {
+    void *p;
+    cfiam_getuservalue(L, 1);
+    p = lua_newuserdata(L, size);
+    memset(p, 0, size);
+    lua_rawseti(L, -2, field);
+    lua_pop(L, 1);
+    return p;
+}
+
+/* Makes room for one more id. */
+static void reserve(lua_State *L, idset *s) {
     if (s->n + 1 > s->keycap) {
-        size_t kc = s->keycap ? s->keycap * 2 : 1024;
-        unsigned char *k = realloc(s->keys, kc * 16);
-        if (k == NULL)
-            return 0;
+        size_t kc = s->keycap ? s->keycap * 2 : 64;
+        unsigned char *k = new_block(L, 2, kc * 16);
+        if (s->n)
+            memcpy(k, s->keys, s->n * 16);
         s->keys = k;
         s->keycap = kc;
     }
     if ((s->n + 1) * 2 > s->cap) { /* rehash at half full */
-        size_t cap = s->cap ? s->cap * 2 : 2048, i;
-        uint32_t *sl = calloc(cap, sizeof(uint32_t));
-        if (sl == NULL)
-            return 0;
-        free(s->slots);
-        s->slots = sl;
+        size_t cap = s->cap ? s->cap * 2 : 128, i;
+        s->slots = new_block(L, 1, cap * sizeof(uint32_t));
         s->cap = cap;
         for (i = 0; i < s->n; i++) {
             size_t j = slot_of(s, s->keys + i * 16);
@@ -67,33 +77,21 @@ static int reserve(idset *s) {
             s->slots[j] = (uint32_t)(i + 1);
         }
     }
-    return 1;
 }
 
-/* 1 when the 32-hex id was already in the set, else adds it and returns 0;
- * -1 when out of memory. */
-static int seen_hex(idset *s, const char *id) {
+/* 1 when the 32-hex id was already in the set, else adds it and returns 0.
+ * The set is at stack index 1. */
+static int seen_hex(lua_State *L, idset *s, const char *id) {
     unsigned char key[16];
     size_t i, j;
     for (i = 0; i < 16; i++)
         key[i] = (unsigned char)(hexval(id[2 * i]) << 4 | hexval(id[2 * i + 1]));
-    if (!reserve(s))
-        return -1;
+    reserve(L, s);
     for (j = slot_of(s, key); s->slots[j]; j = (j + 1) & (s->cap - 1))
         if (memcmp(s->keys + (s->slots[j] - 1) * 16, key, 16) == 0)
             return 1;
     memcpy(s->keys + s->n * 16, key, 16);
     s->slots[j] = (uint32_t)(++s->n);
-    return 0;
-}
-
-static int idset_gc(lua_State *L) {
-    idset *s = luaL_checkudata(L, 1, CFIAM_IDSET_MT);
-    free(s->slots);
-    free(s->keys);
-    s->slots = NULL;
-    s->keys = NULL;
-    s->cap = s->n = s->keycap = 0;
     return 0;
 }
 
@@ -121,9 +119,7 @@ static int idset_add_page(lua_State *L) {
         }
         id = lua_tolstring(L, 5, &len);
         if (cfiam_is_id(id, len)) {
-            dup = seen_hex(s, id);
-            if (dup < 0)
-                return luaL_error(L, "cfiam: out of memory");
+            dup = seen_hex(L, s, id);
         } else {
             lua_pushvalue(L, 5);
             lua_rawget(L, 3);
@@ -162,8 +158,6 @@ static int idset_new(lua_State *L) {
 
 void cfiam_idset_init(lua_State *L) {
     luaL_newmetatable(L, CFIAM_IDSET_MT);
-    lua_pushcfunction(L, idset_gc);
-    lua_setfield(L, -2, "__gc");
     lua_newtable(L);
     lua_pushcfunction(L, idset_add_page);
     lua_setfield(L, -2, "add_page");

@@ -1,7 +1,8 @@
 /*
  * fuzz/response.c: a response body into a result or an error table.
  *
- * Input: byte 0 picks the HTTP status (low 4 bits, fuzz_statuses), byte 1
+ * Input: byte 0 picks the HTTP status (low 4 bits, fuzz_statuses) and,
+ * with its high bit, a success without meta (as update_members asks); byte 1
  * the decode mode ('m' = members, else raw), the rest is the body. Runs
  * cfiam_json_decode on its own, then cfiam_response_outcome as the libcurl
  * transport does, inside lua_pcall (a Lua memory error must not abort).
@@ -70,12 +71,14 @@ static int run(lua_State *L) {
     top = lua_gettop(L);
     n = cfiam_response_outcome(L, &client, &in->rq, in->status, &h, in->body,
                                in->len, 1, &wait);
-    if (n == 2) {
+    if (n > 0) {
+        /* result and meta, or the result alone when no meta was asked */
+        CHECK(n == (in->rq.want_meta ? 2 : 1));
         CHECK(in->status >= 200 && in->status < 300);
-        CHECK(lua_gettop(L) == top + 2);
+        CHECK(lua_gettop(L) == top + n);
         CHECK(lua_istable(L, -1));
         if (in->rq.decode == CFIAM_DECODE_MEMBERS)
-            CHECK(lua_istable(L, -2));
+            CHECK(lua_istable(L, -n));
         CHECK(wait == -1);
     } else {
         size_t ml;
@@ -115,6 +118,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     in.rq.method = "GET";
     in.rq.has_body = 0;
     in.rq.decode = data[1] == 'm' ? CFIAM_DECODE_MEMBERS : CFIAM_DECODE_RAW;
+    in.rq.want_meta = !(data[0] & 0x80);
     /* the body in its own allocation, so ASan sees any read past its end */
     in.len = size - 2;
     in.body = in.len ? memcpy(malloc(in.len), data + 2, in.len) : "";
