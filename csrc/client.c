@@ -102,6 +102,15 @@ static void add_header(lua_State *L, cfiam_client *c, const char *line) {
     c->headers = l;
 }
 
+/* A credential to scrub from every error. Real tokens and keys are 37 to
+ * 40 characters; one under 8 is a test value, and scrubbing it would
+ * garble ordinary words ("t" in "timeout"). */
+#define CFIAM_MIN_SECRET 8
+static void add_secret(cfiam_client *c, const char *s, size_t len) {
+    if (len >= CFIAM_MIN_SECRET)
+        c->secrets[0] = s;
+}
+
 /* Credentials: api_token wins, then api_email + api_key; the environment
  * only when opts gives none of the three. */
 static void resolve_auth(lua_State *L, cfiam_client *c, int opts, int cfg) {
@@ -119,7 +128,7 @@ static void resolve_auth(lua_State *L, cfiam_client *c, int opts, int cfg) {
         c->auth = CFIAM_AUTH_TOKEN;
         if ((why = cfiam_check_credential(t, tl)) != NULL)
             config_fail(L, c, cfg, "%s %s", "api_token", why);
-        c->secrets[0] = t;
+        add_secret(c, t, tl);
         return;
     }
     e = take(L, opts, cfg, "api_email", from_opts ? NULL : "CLOUDFLARE_EMAIL",
@@ -127,7 +136,7 @@ static void resolve_auth(lua_State *L, cfiam_client *c, int opts, int cfg) {
     k = take(L, opts, cfg, "api_key", from_opts ? NULL : "CLOUDFLARE_API_KEY",
              &kl);
     if (k)
-        c->secrets[0] = k;
+        add_secret(c, k, kl);
     if (e && k) {
         c->auth = CFIAM_AUTH_KEY;
         if ((why = cfiam_check_credential(e, el)) != NULL)

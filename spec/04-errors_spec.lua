@@ -257,6 +257,44 @@ describe("errors", function()
       c:close()
     end)
 
+    it("timeout: connect_timeout ends a connection that is never accepted", function()
+      -- a listener whose accept queue is full: the kernel drops further SYNs,
+      -- so the connection neither succeeds nor fails
+      local socket = require("socket")
+      local srv = assert(socket.tcp())
+      assert(srv:bind("127.0.0.1", 0))
+      assert(srv:listen(0))
+      local _, port = srv:getsockname()
+      local fill = {}
+      for i = 1, 4 do
+        fill[i] = socket.tcp()
+        fill[i]:settimeout(0)
+        fill[i]:connect("127.0.0.1", port)
+      end
+      finally(function()
+        for _, f in ipairs(fill) do f:close() end
+        srv:close()
+      end)
+      local c = core.client(emu, { base_url = "http://127.0.0.1:" .. port .. "/client/v4",
+                                   connect_timeout = 0.3, timeout = 20 })
+      local secs, members, err = core.timed(c.update_members, c, A, G, { m(1) })
+      assert.is_nil(members)
+      assert_shape(err, "timeout")
+      assert.is_nil(err.status)
+      -- ended by connect_timeout, long before the 20 s timeout
+      assert.is_true(secs < 5, "took " .. secs .. " s")
+      c:close()
+    end)
+
+    it("a short test token (under 8 characters) does not garble messages", function()
+      local c = core.client(emu, { api_token = "t",
+        base_url = "http://127.0.0.1:" .. core.closed_port() .. "/client/v4" })
+      local _, err = c:update_members(A, G, { m(1) })
+      assert_shape(err, "network")
+      assert.matches("Failed to connect", err.message, 1, true)
+      c:close()
+    end)
+
     it("network: connection refused on a closed port", function()
       local c = core.client(emu, { base_url = "http://127.0.0.1:" .. core.closed_port() .. "/client/v4" })
       local _, err = c:update_members(A, G, { m(1) })
