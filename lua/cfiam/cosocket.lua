@@ -104,6 +104,15 @@ local function too_large(cfg)
     .. "max_response_bytes (%.0f bytes)", cfg.max_response_bytes)
 end
 
+-- A failed read: a peer that closed becomes a network error saying `what`;
+-- a timeout or other failure passes through.
+local function read_failed(k, m, what)
+  if k == "closed" then return nil, "network", what end
+  return nil, k, m
+end
+
+local TRUNCATED = "transfer closed with outstanding read data remaining"
+
 -- Status line and headers. Returns status, headers, or nil, kind, message.
 local function read_head(x)
   local status
@@ -131,11 +140,8 @@ local function read_head(x)
       local h
       h, k, m = read_line(x)
       if not h then
-        if k == "closed" then
-          return nil, "network", "Connection closed while reading the "
-            .. "response headers"
-        end
-        return nil, k, m
+        return read_failed(k, m, "Connection closed while reading the "
+          .. "response headers")
       end
       if h == "" then break end
       bytes = bytes + #h + 2
@@ -163,11 +169,7 @@ local function read_chunked(x, cfg)
   while true do
     local line, k, m = read_line(x)
     if not line then
-      if k == "closed" then
-        return nil, "network", "transfer closed with outstanding read data "
-          .. "remaining"
-      end
-      return nil, k, m
+      return read_failed(k, m, TRUNCATED)
     end
     local hex = match(line, "^%s*(%x+)")
     if not hex or #hex > 15 then
@@ -181,11 +183,7 @@ local function read_chunked(x, cfg)
     local data
     data, k, m = read_n(x, size)
     if not data then
-      if k == "closed" then
-        return nil, "network", "transfer closed with outstanding read data "
-          .. "remaining"
-      end
-      return nil, k, m
+      return read_failed(k, m, TRUNCATED)
     end
     n = n + 1
     parts[n] = data
@@ -198,11 +196,7 @@ local function read_chunked(x, cfg)
   while true do -- trailers, up to the empty line
     local line, k, m = read_line(x)
     if not line then
-      if k == "closed" then
-        return nil, "network", "transfer closed with outstanding read data "
-          .. "remaining"
-      end
-      return nil, k, m
+      return read_failed(k, m, TRUNCATED)
     end
     if line == "" then break end
   end
@@ -257,11 +251,8 @@ local function read_body(x, cfg, method, status)
     if len == 0 then return "", keep end
     local body, k, m = read_n(x, len)
     if not body then
-      if k == "closed" then
-        return nil, "network", fmt("transfer closed with %d bytes remaining "
-          .. "to read", len - (x.received - x.head_bytes))
-      end
-      return nil, k, m
+      return read_failed(k, m, fmt("transfer closed with %d bytes remaining "
+        .. "to read", len - (x.received - x.head_bytes)))
     end
     return body, keep
   end
