@@ -309,15 +309,21 @@ run["members list"] = function(c, cfiam, pos, opts, out)
   end
 end
 
-run["members add"] = function(c, cfiam, pos, opts, out)
+-- ACCOUNT GROUP ID|EMAIL...: the group's id and the list, or nil, err.
+local function group_and_list(c, cfiam, pos)
   local e = need(pos, 3, "ACCOUNT GROUP ID|EMAIL...")
   if e then return nil, e end
   local g, err = group_id(c, cfiam, pos[1], pos[2])
   if not g then return nil, err end
   local list = {}
   for i = 3, #pos do list[#list + 1] = pos[i] end
-  local members
-  members, err = c:add_members(pos[1], g, list)
+  return g, list
+end
+
+run["members add"] = function(c, cfiam, pos, opts, out)
+  local g, list = group_and_list(c, cfiam, pos)
+  if not g then return nil, list end
+  local members, err = c:add_members(pos[1], g, list)
   if not members then return nil, err end
   -- Report the members given, with the e-mail the API knows them by.
   local wanted = {}
@@ -336,14 +342,9 @@ run["members add"] = function(c, cfiam, pos, opts, out)
 end
 
 run["members remove"] = function(c, cfiam, pos, opts, out)
-  local e = need(pos, 3, "ACCOUNT GROUP ID|EMAIL...")
-  if e then return nil, e end
-  local g, err = group_id(c, cfiam, pos[1], pos[2])
-  if not g then return nil, err end
-  local list = {}
-  for i = 3, #pos do list[#list + 1] = pos[i] end
-  local res
-  res, err = c:remove_members(pos[1], g, list)
+  local g, list = group_and_list(c, cfiam, pos)
+  if not g then return nil, list end
+  local res, err = c:remove_members(pos[1], g, list)
   if not res then return nil, err end
   if opts.json then
     return object({ removed = res.removed, not_members = res.not_members })
