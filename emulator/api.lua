@@ -233,6 +233,20 @@ local function direction_param(q)
   return d
 end
 
+-- page, per_page (default and range per endpoint) and direction; returns
+-- the three, or nil + answer.
+local function paging_params(q, default_pp, min_pp, max_pp)
+  local page, err = int_param(q, "page", 1, 1)
+  if not page then return nil, err end
+  local per_page
+  per_page, err = int_param(q, "per_page", default_pp, min_pp, max_pp)
+  if not per_page then return nil, err end
+  local dir
+  dir, err = direction_param(q)
+  if not dir then return nil, err end
+  return page, per_page, dir
+end
+
 -- One page of `list` (already sorted ascending); desc walks it backwards.
 -- `filter(item)` (optional) keeps matching items only.
 local function paginate(list, page, per_page, direction, filter, total, shape)
@@ -562,12 +576,8 @@ end
 local H = {}
 
 function H.list_account_members(_, c)
-  local page, e1 = int_param(c.q, "page", 1, 1)
-  if not page then return e1 end
-  local per_page, e2 = int_param(c.q, "per_page", 20, 5, 50)
-  if not per_page then return e2 end
-  local dir, e3 = direction_param(c.q)
-  if not dir then return e3 end
+  local page, per_page, dir = paging_params(c.q, 20, 5, 50)
+  if not page then return per_page end
   local order = (c.q.order ~= nil and c.q.order ~= "") and c.q.order or "user.email"
   if not MEMBER_ORDERS[order] then
     return fail(400, 1004, "Invalid query parameter: order must be one of "
@@ -587,12 +597,8 @@ function H.list_account_members(_, c)
 end
 
 function H.list_groups(_, c)
-  local page, e1 = int_param(c.q, "page", 1, 1)
-  if not page then return e1 end
-  local per_page, e2 = int_param(c.q, "per_page", 100, 1, 500)
-  if not per_page then return e2 end
-  local dir, e3 = direction_param(c.q)
-  if not dir then return e3 end
+  local page, per_page, dir = paging_params(c.q, 100, 1, 500)
+  if not page then return per_page end
   local id, name, fuzzy = c.q.id, c.q.name, c.q.fuzzyName
   if id == "" then id = nil end
   if name == "" then name = nil end
@@ -657,12 +663,8 @@ function H.delete_group(_, c)
 end
 
 function H.list_group_members(_, c)
-  local page, e1 = int_param(c.q, "page", 1, 1)
-  if not page then return e1 end
-  local per_page, e2 = int_param(c.q, "per_page", 100, 1, 500)
-  if not per_page then return e2 end
-  local dir, e3 = direction_param(c.q)
-  if not dir then return e3 end
+  local page, per_page, dir = paging_params(c.q, 100, 1, 500)
+  if not page then return per_page end
   local fuzzy = c.q.fuzzyEmail
   local filter
   if fuzzy and fuzzy ~= "" then
