@@ -46,32 +46,29 @@ void cfiam_quote(char *out, size_t cap, const char *s, size_t len) {
     out[o] = '\0';
 }
 
-/* Header values (credentials, user agent, extra headers): no control
- * characters, so nothing can end a header line early. */
-const char *cfiam_check_header_value(const char *v, size_t len) {
+/* A header value without control characters (TAB allowed where `tab`), so
+ * that nothing can end a header line early. */
+static const char *check_value(const char *v, size_t len, int tab) {
     size_t i;
     if (len == 0)
         return "is empty";
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)v[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f)
-            return "contains a control character (CR, LF or other)";
+        if ((c < 0x20 && !(tab && c == '\t')) || c == 0x7f)
+            return tab ? "contains a control character (CR, LF or other)"
+                       : "contains a control character (CR, LF, TAB or other)";
     }
     return NULL;
 }
 
-/* Credentials: stricter than header values, not even a TAB (a copy-paste
- * slip that would otherwise be sent). */
+/* User agent and extra headers: TAB is legal inside a field value. */
+const char *cfiam_check_header_value(const char *v, size_t len) {
+    return check_value(v, len, 1);
+}
+
+/* Credentials: not even a TAB (a copy-paste slip that would be sent). */
 const char *cfiam_check_credential(const char *v, size_t len) {
-    size_t i;
-    if (len == 0)
-        return "is empty";
-    for (i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)v[i];
-        if (c < 0x20 || c == 0x7f)
-            return "contains a control character (CR, LF, TAB or other)";
-    }
-    return NULL;
+    return check_value(v, len, 0);
 }
 
 /* RFC 9110 token characters. */
