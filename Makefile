@@ -1,7 +1,7 @@
 # cfiam: Cloudflare user-group membership from Lua (C module + Lua helpers).
 #
 #   make            build the module for LUA_VERSION (build/$(LUA_VERSION)/cfiam.so)
-#   make test       build for Lua 5.4 and LuaJIT and run the busted suite on both
+#   make test       build for Lua 5.4, LuaJIT, 5.3, 5.2, 5.1 and run the suite on each
 #   make demo       start the emulator, run examples/replace_members.lua, stop it
 #   make install    install the module, the Lua helpers and the cfiam command
 #   make lint       luacheck over lua/, spec/, examples/ and emulator/
@@ -40,8 +40,11 @@ BUILD ?= build/$(LUA_VERSION)
 
 all: $(BUILD)/cfiam.so
 
-# The LuaJIT build (for make test and OpenResty) differs only in headers.
+# The per-interpreter builds of make test differ only in headers (Debian's
+# paths; a LUA_INCDIR given on the command line still wins).
 build/luajit/cfiam.so: LUA_INCDIR = $(LUAJIT_INCDIR)
+build/5.1/cfiam.so build/5.2/cfiam.so build/5.3/cfiam.so build/5.4/cfiam.so: \
+    LUA_INCDIR = /usr/include/lua$(patsubst build/%/cfiam.so,%,$@)
 
 build/%/cfiam.so: $(SRC) $(HDR)
 	@mkdir -p $(@D)
@@ -52,7 +55,8 @@ deps:
 	@sh tools/deps.sh
 
 test: deps
-	@$(MAKE) --no-print-directory LUA_VERSION=5.4 build/5.4/cfiam.so build/luajit/cfiam.so
+	@$(MAKE) --no-print-directory build/5.4/cfiam.so build/luajit/cfiam.so \
+	    build/5.3/cfiam.so build/5.2/cfiam.so build/5.1/cfiam.so
 	@sh tools/test.sh
 
 demo: deps all
