@@ -64,7 +64,9 @@ static int parse_seconds(const char *s, double *out) {
     if (*s == '\0' || !((*s >= '0' && *s <= '9') || *s == '-' || *s == '.'))
         return 0;
     v = strtod(s, &end);
-    if (*end != '\0' || v != v) /* trailing junk or NaN */
+    /* trailing junk, NaN, or beyond any sensible wait (inf included): the
+     * header is unusable and the backoff applies, as in the SDKs */
+    if (*end != '\0' || !(v > -1e9 && v < 1e9))
         return 0;
     *out = v;
     return 1;

@@ -167,6 +167,17 @@ describe("retries", function()
       end)
     end)
 
+    it("an absurd Retry-After (1e400, infinite) is unusable: the backoff applies", function()
+      emu:fault({ method = "PUT", status = 503, times = 1, headers = { ["Retry-After"] = "1e400" } })
+      with_client({ max_retries = 1 }, function(c)
+        local secs, members, err = core.timed(c.update_members, c, A, G, { m(5) })
+        assert.is_nil(err)
+        assert.equals(1, #members)
+        assert.equals(2, #emu:requests())
+        assert.is_true(secs < 5, "took " .. secs .. " s")
+      end)
+    end)
+
     it("Retry-After as an HTTP date is waited until that time", function()
       local at = os.time() + 2
       emu:fault({ method = "PUT", status = 503, times = 1,
