@@ -64,6 +64,11 @@ int cfiam_json_decode(lua_State *L, const char *s, size_t len,
 #define CFIAM_ID_LEN 32
 
 int cfiam_is_id(const char *s, size_t len);
+/* The 16 bytes of a valid id (either case), and its first slot in an
+ * open-addressing table of `cap` slots (a power of two). Shared by the
+ * request body's de-duplication and the listing id set. */
+void cfiam_id_key(const char *id, unsigned char key[16]);
+size_t cfiam_id_slot(const unsigned char key[16], size_t cap);
 /* Writes at most `cap` bytes of `s` into out as a quoted, printable
  * rendering for error messages. */
 void cfiam_quote(char *out, size_t cap, const char *s, size_t len);

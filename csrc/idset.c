@@ -32,17 +32,6 @@ typedef struct {
     size_t cap, n, keycap;
 } idset;
 
-static int hexval(char c) {
-    return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
-}
-
-static size_t slot_of(const idset *s, const unsigned char *key) {
-    uint64_t h;
-    memcpy(&h, key, 8);
-    h *= 0x9e3779b97f4a7c15ULL;
-    return (size_t)(h >> 32) & (s->cap - 1);
-}
-
 /* A new zeroed block, anchored as uservalue[field] of the set at index 1
  * (the previous block there becomes garbage). May raise: nothing here is
  * malloc'd, so nothing leaks. */
@@ -71,7 +60,7 @@ static void reserve(lua_State *L, idset *s) {
         s->slots = new_block(L, 1, cap * sizeof(uint32_t));
         s->cap = cap;
         for (i = 0; i < s->n; i++) {
-            size_t j = slot_of(s, s->keys + i * 16);
+            size_t j = cfiam_id_slot(s->keys + i * 16, cap);
             while (s->slots[j])
                 j = (j + 1) & (cap - 1);
             s->slots[j] = (uint32_t)(i + 1);
@@ -83,11 +72,10 @@ static void reserve(lua_State *L, idset *s) {
  * The set is at stack index 1. */
 static int seen_hex(lua_State *L, idset *s, const char *id) {
     unsigned char key[16];
-    size_t i, j;
-    for (i = 0; i < 16; i++)
-        key[i] = (unsigned char)(hexval(id[2 * i]) << 4 | hexval(id[2 * i + 1]));
+    size_t j;
+    cfiam_id_key(id, key);
     reserve(L, s);
-    for (j = slot_of(s, key); s->slots[j]; j = (j + 1) & (s->cap - 1))
+    for (j = cfiam_id_slot(key, s->cap); s->slots[j]; j = (j + 1) & (s->cap - 1))
         if (memcmp(s->keys + (s->slots[j] - 1) * 16, key, 16) == 0)
             return 1;
     memcpy(s->keys + s->n * 16, key, 16);

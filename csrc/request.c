@@ -32,10 +32,6 @@ static int is_true(lua_State *L, int idx) {
     return lua_type(L, idx) == LUA_TBOOLEAN && lua_toboolean(L, idx);
 }
 
-static int hexval(char c) {
-    return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
-}
-
 /* Reads element i of the ids table: a string or { id = string }. Raises
  * on other Lua types (a programmer error). */
 static const char *id_at(lua_State *L, int t, size_t i, const char *what,
@@ -81,7 +77,6 @@ static int build_ids_body(lua_State *L, cfiam_client *c, int t, int allow_empty,
         size_t len, k;
         const char *s = id_at(L, t, i, what, &len);
         unsigned char *key = keys + unique * 16;
-        uint64_t h = 0;
         size_t slot;
         if (!cfiam_is_id(s, len)) {
             char q[64];
@@ -90,11 +85,8 @@ static int build_ids_body(lua_State *L, cfiam_client *c, int t, int allow_empty,
                                     "hexadecimal member id, got %s",
                                  what, (int)i, q);
         }
-        for (k = 0; k < 16; k++)
-            key[k] = (unsigned char)(hexval(s[2 * k]) << 4 | hexval(s[2 * k + 1]));
-        memcpy(&h, key, 8);
-        h *= 0x9e3779b97f4a7c15ULL;
-        for (slot = (size_t)(h >> 32) & (cap - 1); slots[slot];
+        cfiam_id_key(s, key);
+        for (slot = cfiam_id_slot(key, cap); slots[slot];
              slot = (slot + 1) & (cap - 1))
             if (memcmp(keys + (slots[slot] - 1) * 16, key, 16) == 0)
                 break;

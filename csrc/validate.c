@@ -2,6 +2,7 @@
  * validate.c: the checks made before anything is sent. Pure functions over
  * byte ranges: no Lua, no allocation, so they can be fuzzed on their own.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include "cfiam.h"
@@ -20,6 +21,23 @@ int cfiam_is_id(const char *s, size_t len) {
         if (!is_hex((unsigned char)s[i]))
             return 0;
     return 1;
+}
+
+static int hexval(char c) {
+    return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+}
+
+void cfiam_id_key(const char *id, unsigned char key[16]) {
+    size_t i;
+    for (i = 0; i < 16; i++)
+        key[i] = (unsigned char)(hexval(id[2 * i]) << 4 | hexval(id[2 * i + 1]));
+}
+
+size_t cfiam_id_slot(const unsigned char key[16], size_t cap) {
+    uint64_t h;
+    memcpy(&h, key, 8);
+    h *= 0x9e3779b97f4a7c15ULL; /* Fibonacci hashing: spreads similar ids */
+    return (size_t)(h >> 32) & (cap - 1);
 }
 
 /* A printable, bounded rendering of a user value for messages:
