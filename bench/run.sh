@@ -100,7 +100,10 @@ PORTS=$(lua5.4 -e '
   a:close() b:close()')
 HTTP_PORT=${PORTS% *}
 HTTPS_PORT=${PORTS#* }
+NGINX_USER=""
+[ "$(id -u)" = 0 ] && NGINX_USER="user $(id -un) $(id -gn);"
 sed -e "s|@OUT@|$OUT|g" -e "s|@HTTP_PORT@|$HTTP_PORT|g" -e "s|@HTTPS_PORT@|$HTTPS_PORT|g" \
+  -e "s|@USER@|$NGINX_USER|g" \
   bench/nginx.conf.in > "$OUT/nginx/nginx.conf"
 nginx -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" -e "$OUT/nginx/error.log" &
 NGINX_PID=$!

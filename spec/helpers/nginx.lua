@@ -94,7 +94,13 @@ function _M.start(opts)
   assert(prefix and #prefix > 0, "mktemp failed")
   assert(sh("mkdir -p '" .. prefix .. "/logs' '" .. prefix .. "/tmp'"))
   local port = _M.free_port()
+  -- As root, nginx runs its worker as nobody, who cannot read a checkout
+  -- in a private (0700) directory such as mktemp -d makes: keep our user.
+  local idp = io.popen("id -u; id -un; id -gn")
+  local uid, uname, gname = idp:read("*l"), idp:read("*l"), idp:read("*l")
+  idp:close()
   local conf = table.concat({
+    uid == "0" and ("user " .. uname .. " " .. gname .. ";") or "",
     "load_module " .. MODULES .. "/ndk_http_module.so;",
     "load_module " .. MODULES .. "/ngx_http_lua_module.so;",
     "worker_processes 1;",
