@@ -847,15 +847,27 @@ function App:handle(req, conn)
     method = req.method, path = req.path, query = req.query, headers = headers,
     body = req.body, connection = conn.api_number, tls = conn.tls == true })
 
-  local function normal(result_null)
+  local function normal(rule)
     local r = self:route(req)
-    if result_null and r.doc.success then r.doc.result = null end
+    if rule and rule.result_null and r.doc.success then r.doc.result = null end
+    if rule and rule.total_count and type(r.doc.result_info) == "table" then
+      r.doc.result_info.total_count = rule.total_count
+    end
     return { status = r.status, headers = std_headers(), body = M.encode(r.doc) }
   end
-  local rule = self.faults:take(req.method, req.path)
-  if not rule then return normal(false) end
+  -- Another client's removal: a DELETE of that member in the path's group.
+  local function remove_member(id)
+    local group = req.path:match("^(.-/user_groups/[^/]+)")
+    if group then
+      self:route({ method = "DELETE", path = group .. "/members/" .. id, query = "",
+                   headers = req.headers, body = "" })
+    end
+  end
+  local rule = self.faults:take(req.method, req.path, req.query)
+  if not rule then return normal(nil) end
   return faults.respond(rule, req, {
     normal = normal,
+    remove_member = remove_member,
     headers = std_headers,
     fail = function(_, code, message)
       return M.encode(fail_doc({ object({ code = code, message = message }) }))

@@ -9,6 +9,9 @@
 --   path   = "/members$"       Lua pattern, string.find'ed (unanchored) on the
 --                              request path without the query string, e.g.
 --                              "/client/v4/accounts/<a>/iam/user_groups/<g>/members"
+--   query  = "[?&]page=2"      Lua pattern, string.find'ed on the raw query
+--                              string prefixed with "?" ("?" alone when there
+--                              is none), e.g. to pick one page of a listing
 --   times  = 1                 how many requests it applies to; -1 = forever
 -- Actions (combinable where it makes sense):
 --   delay_ms = N               wait N ms (other connections are served
@@ -37,6 +40,16 @@
 --                              (connection open) until the client closes it
 --   result_null = true         the normal answer, with "result": null when it
 --                              is a success (the operation IS carried out)
+--   total_count = N            the normal answer, with result_info.total_count
+--                              set to N when it has a result_info (a server
+--                              that miscounts its collection)
+--   remove_member = "<id>"     before anything else, that member is removed
+--                              from the group the request's path names, as
+--                              another client would do (DELETE .../members/
+--                              <id> with the request's credentials; nothing
+--                              happens when it is not in the group); then
+--                              the rest of the rule, or the normal answer:
+--                              e.g. a removal between two pages of a listing
 --   body_bytes = N             a 200 success envelope whose result is a valid
 --                              JSON array of member objects of about N bytes
 --                              (the operation is NOT carried out; GET requests
@@ -56,11 +69,12 @@ local server = require("server")
 local M = {}
 
 local FIELDS = {
-  method = "string", path = "string", times = "number",
+  method = "string", path = "string", query = "string", times = "number",
   delay_ms = "number", drop = "boolean", status = "number", body = "string",
   headers = "table", chunked = "boolean", truncated_chunked = "boolean",
   truncate_at = "number", stall_at = "number", result_null = "boolean",
   body_bytes = "number", nested = "number", invalid_utf8 = "boolean",
+  total_count = "number", remove_member = "string",
 }
 
 local Faults = {}
@@ -81,8 +95,13 @@ local function check(rule)
     if want == "number" and k ~= "delay_ms" then v = math.floor(v) end
     copy[k] = v
   end
-  if copy.path and not pcall(string.find, "", copy.path) then
-    return nil, "fault path is not a valid Lua pattern: " .. copy.path
+  for _, k in ipairs({ "path", "query" }) do
+    if copy[k] and not pcall(string.find, "", copy[k]) then
+      return nil, "fault " .. k .. " is not a valid Lua pattern: " .. copy[k]
+    end
+  end
+  if copy.remove_member and not copy.remove_member:match(("^" .. ("%x"):rep(32) .. "$")) then
+    return nil, "fault field 'remove_member' must be a 32-hex member id"
   end
   if copy.headers then
     local h = {}
@@ -120,10 +139,13 @@ function Faults:clear() self.rules = {} end
 function Faults:list() return self.rules end
 
 -- The rule to apply to this request (its count decremented), or nil.
-function Faults:take(method, path)
+-- query: the raw query string ("" when there is none).
+function Faults:take(method, path, query)
+  local q = "?" .. (query or "")
   for i, r in ipairs(self.rules) do
     if (not r.method or r.method == method)
-       and (not r.path or path:find(r.path)) then
+       and (not r.path or path:find(r.path))
+       and (not r.query or q:find(r.query)) then
       if r.times > 0 then
         r.times = r.times - 1
         if r.times == 0 then table.remove(self.rules, i) end
@@ -180,11 +202,13 @@ local function merge_headers(list, map)
 end
 
 -- Produces the server response for `rule`.
--- ctx.normal()      -> { status, headers = list, body } (runs the operation)
+-- ctx.normal(rule) -> { status, headers = list, body } (runs the operation;
+--                     applies rule.result_null and rule.total_count)
 -- ctx.headers()     -> the standard headers list (Content-Type, cf-ray)
 -- ctx.fail(status, code, message) -> JSON text of a failure envelope
--- ctx.null_result(resp) -> resp with "result": null (if a success)
+-- ctx.remove_member(id) -> removes the member from the path's group
 function M.respond(rule, req, ctx)
+  if rule.remove_member then ctx.remove_member(rule.remove_member) end
   if rule.delay_ms and rule.delay_ms > 0 then server.sleep(rule.delay_ms / 1000) end
   if rule.drop then return { drop = true } end
 
@@ -219,7 +243,7 @@ function M.respond(rule, req, ctx)
     end
     resp = { status = status, headers = merge_headers(ctx.headers(), rule.headers), body = body }
   else
-    resp = ctx.normal(rule.result_null)
+    resp = ctx.normal(rule)
     resp.headers = merge_headers(resp.headers, rule.headers)
     if rule.invalid_utf8 then resp.body = M.corrupt_utf8(resp.body) end
   end
