@@ -7,10 +7,11 @@
 --     "mode": "sync" | "replace",        -- default "sync"
 --     "dry_run": false, "allow_empty": false, "max_removals": 10 }
 --
--- mode "sync" computes a plan against a complete listing and applies it
--- with one PUT, refusing (409, kind "guard") to remove more than
--- max_removals members or to empty the group unless allowed; the answer
--- carries the plan. mode "replace" resolves e-mails and sends the PUT as
+-- mode "sync" computes a plan against a complete listing and writes its
+-- difference (a POST of the additions, a DELETE per removal: nobody the
+-- plan does not remove is removed), refusing (409, kind "guard") to
+-- remove more than max_removals members or to empty the group unless
+-- allowed; the answer carries the plan. mode "replace" resolves e-mails and sends the PUT as
 -- is (no guard beyond allow_empty); the answer carries the new members.
 -- Answers are JSON: { "ok": true, ... } or { "ok": false, "error": {...} }.
 --

@@ -1,5 +1,6 @@
 -- examples/replace_from_emails.lua: make a group's members exactly a list
--- of e-mail addresses, safely (one PUT, guards, verify).
+-- of e-mail addresses, safely (guards, the plan's difference written,
+-- verify).
 --
 --   CLOUDFLARE_API_TOKEN=... lua examples/replace_from_emails.lua \
 --       ACCOUNT GROUP alice@example.com bob@example.com ...

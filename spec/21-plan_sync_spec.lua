@@ -1,8 +1,10 @@
--- spec/21-plan_sync_spec.lua: plan_members and sync_members against the
--- emulator: plans from complete listings (ids and e-mails mixed, pending
--- kept), one PUT with exactly the planned set, every guard (nothing
--- written: checked in the emulator's request log and state), dry_run,
--- listings that fail or are incomplete, a failed PUT, verify and drift.
+-- spec/21-plan_sync_spec.lua: plan_members, sync_members and apply_plan
+-- against the emulator: plans from complete listings (ids and e-mails
+-- mixed, pending kept), the difference written (one POST of the additions,
+-- one DELETE per removal) or, with strategy = "replace", one PUT of the
+-- planned set; every guard (nothing written: checked in the emulator's
+-- request log and state), dry_run, listings that fail or are incomplete, a
+-- write that fails part way, verify and drift.
 local emulator = require("helpers.emulator")
 local H = require("helpers.cli")
 
@@ -58,7 +60,7 @@ describe("plan_members / sync_members", function()
       assert.are.equal(2995, #plan.keep)
       assert.are.same({ member(1).id, member(2).id, member(3).id, member(4).id, member(5).id },
         H.sorted_ids(plan.remove))
-      assert.are.equal(6, #H.requests(emu, "GET", H.members_pattern(big)))
+      assert.are.equal(7, #H.requests(emu, "GET", H.members_pattern(big)))
       assert.are.same({}, H.writes(emu))
     end)
 
@@ -86,9 +88,53 @@ describe("plan_members / sync_members", function()
   end)
 
   describe("sync_members", function()
-    it("replaces the members with one PUT of the planned set", function()
+    it("writes the difference: one POST of the additions, one DELETE per removal", function()
       local plan, err = c:sync_members(ids.account, small,
         { member(1).id, member(2).email, member(9).id, member(10).email })
+      assert.is_nil(err)
+      assert.are.same({ member(9).id, member(10).id }, H.sorted_ids(plan.add))
+      assert.are.same({ member(3).id }, H.sorted_ids(plan.remove))
+      local writes = H.writes(emu)
+      assert.are.equal(2, #writes)
+      assert.are.equal("POST", writes[1].method)
+      assert.matches(H.members_pattern(small), writes[1].path)
+      assert.are.same({ member(9).id, member(10).id }, H.sorted_ids(H.json(writes[1].body)))
+      assert.are.equal("DELETE", writes[2].method)
+      assert.matches("/user_groups/" .. small .. "/members/" .. member(3).id .. "$",
+        writes[2].path)
+      assert.are.same(H.sorted_ids({ member(1).id, member(2).id, member(9).id, member(10).id }),
+        H.state_members(emu, ids.account, small))
+      -- only removals: no POST; only additions: no DELETE
+      emu:clear_requests()
+      assert(c:sync_members(ids.account, small, { member(1).id, member(2).id, member(9).id }))
+      writes = H.writes(emu)
+      assert.are.equal(1, #writes)
+      assert.are.equal("DELETE", writes[1].method)
+      emu:clear_requests()
+      assert(c:sync_members(ids.account, small, { member(1).id, member(2).id, member(9).id,
+        member(11).id }))
+      writes = H.writes(emu)
+      assert.are.equal(1, #writes)
+      assert.are.equal("POST", writes[1].method)
+    end)
+
+    it("never removes a member the plan does not list under remove", function()
+      -- The server's listing leaves out members 2 and 3 of Small (and
+      -- counts 1): the plan removes nobody, and nobody is removed.
+      emu:fault{ path = H.members_pattern(small), method = "GET", times = 1,
+        body = H.page_body({ member(1) }, { count = 1, page = 1, per_page = 500,
+          total_count = 1 }) }
+      local plan, err = c:sync_members(ids.account, small, { member(1).id, member(5).id })
+      assert.is_nil(err)
+      assert.are.same({}, plan.remove)
+      assert.are.same(H.sorted_ids({ member(1).id, member(2).id, member(3).id, member(5).id }),
+        H.state_members(emu, ids.account, small))
+    end)
+
+    it("strategy = \"replace\" replaces the members with one PUT of the planned set", function()
+      local plan, err = c:sync_members(ids.account, small,
+        { member(1).id, member(2).email, member(9).id, member(10).email },
+        { strategy = "replace" })
       assert.is_nil(err)
       assert.are.same({ member(9).id, member(10).id }, H.sorted_ids(plan.add))
       assert.are.same({ member(3).id }, H.sorted_ids(plan.remove))
@@ -144,9 +190,21 @@ describe("plan_members / sync_members", function()
       plan, err = c:sync_members(ids.account, small, {}, { allow_empty = true })
       assert.is_nil(err)
       assert.are.equal(3, #plan.remove)
-      local puts = H.writes(emu)
-      assert.are.equal(1, #puts)
-      assert.are.equal("[]", puts[1].body)
+      local writes = H.writes(emu)
+      assert.are.equal(3, #writes)
+      for _, w in ipairs(writes) do assert.are.equal("DELETE", w.method) end
+      assert.are.same({}, H.state_members(emu, ids.account, small))
+      -- replace: one PUT of []
+      assert(c:update_members(ids.account, small, { member(1).id }))
+      emu:clear_requests()
+      plan, err = c:sync_members(ids.account, small, {},
+        { allow_empty = true, strategy = "replace" })
+      assert.is_nil(err)
+      assert.are.equal(1, #plan.remove)
+      writes = H.writes(emu)
+      assert.are.equal(1, #writes)
+      assert.are.equal("PUT", writes[1].method)
+      assert.are.equal("[]", writes[1].body)
       assert.are.same({}, H.state_members(emu, ids.account, small))
     end)
 
@@ -191,15 +249,60 @@ describe("plan_members / sync_members", function()
       assert.are.same({}, H.writes(emu))
     end)
 
-    it("reports a failed PUT with err.plan, and the same call can be retried", function()
-      emu:fault{ path = H.members_pattern(small), method = "PUT", times = 1, status = 502 }
+    it("reports a failed POST with err.plan, err.added and err.removed (empty)", function()
+      emu:fault{ path = H.members_pattern(small), method = "POST", times = 1, status = 502 }
       local desired = { member(1).id, member(4).id }
       local plan, err = c:sync_members(ids.account, small, desired)
       assert.is_nil(plan)
       assert.are.equal("server", err.kind)
       assert.are.same({ member(4).id }, H.sorted_ids(err.plan.add))
+      assert.are.same({}, err.added)
+      assert.are.same({}, err.removed)
+      assert.are.equal(1, #H.writes(emu)) -- no DELETE after the failed POST
       assert.are.equal(3, #H.state_members(emu, ids.account, small))
       plan, err = c:sync_members(ids.account, small, desired)
+      assert.is_nil(err)
+      assert.are.equal(2, #plan.remove)
+      assert.are.same(H.sorted_ids(desired), H.state_members(emu, ids.account, small))
+    end)
+
+    it("reports a DELETE failing part way with what was written; a re-run converges", function()
+      emu:fault{
+        { method = "DELETE", times = 1, delay_ms = 0 },
+        { method = "DELETE", times = 1, status = 500 } }
+      local desired = { member(1).id, member(4).id }
+      local plan, err = c:sync_members(ids.account, small, desired)
+      assert.is_nil(plan)
+      assert.are.equal("server", err.kind)
+      assert.are.same({ member(4).id }, err.added)
+      assert.are.equal(1, #err.removed)
+      assert.are.equal(2, #err.plan.remove)
+      assert.are.equal(3, #H.state_members(emu, ids.account, small)) -- 1 + 4 + one of 2, 3
+      plan, err = c:sync_members(ids.account, small, desired)
+      assert.is_nil(err)
+      assert.are.equal(0, #plan.add)
+      assert.are.equal(1, #plan.remove)
+      assert.are.same(H.sorted_ids(desired), H.state_members(emu, ids.account, small))
+    end)
+
+    it("takes a DELETE answered 404 (already gone) as done", function()
+      -- someone else removes member 3 once the listing is done
+      emu:fault{ method = "DELETE", times = 1, remove_member = member(3).id }
+      local plan, err = c:sync_members(ids.account, small, { member(1).id })
+      assert.is_nil(err)
+      assert.are.equal(2, #plan.remove)
+      assert.are.same({ member(1).id }, H.state_members(emu, ids.account, small))
+    end)
+
+    it("reports a failed PUT (replace) with err.plan, and the same call can be retried", function()
+      emu:fault{ path = H.members_pattern(small), method = "PUT", times = 1, status = 502 }
+      local desired = { member(1).id, member(4).id }
+      local plan, err = c:sync_members(ids.account, small, desired, { strategy = "replace" })
+      assert.is_nil(plan)
+      assert.are.equal("server", err.kind)
+      assert.are.same({ member(4).id }, H.sorted_ids(err.plan.add))
+      assert.are.equal(3, #H.state_members(emu, ids.account, small))
+      plan, err = c:sync_members(ids.account, small, desired, { strategy = "replace" })
       assert.are.equal(1, #plan.add)
       assert.is_nil(err)
       assert.are.same(H.sorted_ids(desired), H.state_members(emu, ids.account, small))
@@ -231,6 +334,112 @@ describe("plan_members / sync_members", function()
         err.unexpected)
       assert.are.same({ member(5).id }, H.sorted_ids(err.plan.add))
       assert.matches("1 missing, 1 unexpected", err.message)
+    end)
+
+    it("verify reports members that vanished, and members the listing had not shown", function()
+      -- Big holds 3000; the plan listing's total_count says 2500 and its
+      -- sixth page is empty, so the plan never sees members 2501..3000 (the
+      -- listing agrees with itself). The difference leaves them in the
+      -- group, and verify reports them as unexpected.
+      local rules = {}
+      for p = 1, 5 do
+        rules[p] = { path = H.members_pattern(big), method = "GET", times = 1,
+          total_count = 2500 }
+      end
+      rules[6] = { path = H.members_pattern(big), method = "GET", times = 1,
+        body = H.page_body({}, { count = 0, page = 6, per_page = 500, total_count = 2500 }) }
+      emu:fault(rules)
+      local desired = {}
+      for i = 2, 2500 do desired[#desired + 1] = member(i).id end -- removes member 1
+      local plan, err = c:sync_members(ids.account, big, desired, { verify = true })
+      assert.is_nil(plan)
+      assert.are.equal("drift", err.kind)
+      assert.are.equal(500, #err.unexpected)
+      assert.are.same({}, err.missing)
+      assert.are.equal(2999, #H.state_members(emu, ids.account, big))
+      -- a kept member that someone else removes after the write is missing
+      emu:clear_requests()
+      -- (the plan's listing is answered normally, the verify listing after
+      -- someone else removed member 2)
+      emu:fault{ path = H.members_pattern(small), method = "GET", times = 1,
+        delay_ms = 0 }
+      emu:fault{ path = H.members_pattern(small), method = "GET", times = 1,
+        remove_member = member(2).id }
+      plan, err = c:sync_members(ids.account, small, { member(1).id, member(2).id },
+        { verify = true })
+      assert.is_nil(plan)
+      assert.are.equal("drift", err.kind)
+      assert.are.same({ member(2).id }, H.sorted_ids(err.missing))
+      assert.are.same({}, err.unexpected)
+    end)
+
+    it("rejects an unknown strategy before anything is sent, and raises on a wrong type", function()
+      local plan, err = c:sync_members(ids.account, small, { member(1).id },
+        { strategy = "merge" })
+      assert.is_nil(plan)
+      assert.are.equal("invalid_argument", err.kind)
+      assert.matches("strategy: expected 'difference' or 'replace', got 'merge'", err.message,
+        1, true)
+      assert.has_error(function()
+        c:sync_members(ids.account, small, { member(1).id }, { strategy = true })
+      end)
+      assert.are.same({}, emu:requests())
+    end)
+  end)
+
+  describe("apply_plan", function()
+    it("writes a plan made earlier as is, without listing again", function()
+      local plan = assert(c:plan_members(ids.account, small, { member(1).id, member(6).id }))
+      emu:clear_requests()
+      local done, err = c:apply_plan(ids.account, small, plan)
+      assert.is_nil(err)
+      assert.are.same(plan, done)
+      assert.are.same({}, H.requests(emu, "GET"))
+      assert.are.same({ "POST", "DELETE", "DELETE" }, (function()
+        local m = {}
+        for i, w in ipairs(H.writes(emu)) do m[i] = w.method end
+        return m
+      end)())
+      assert.are.same(H.sorted_ids({ member(1).id, member(6).id }),
+        H.state_members(emu, ids.account, small))
+    end)
+
+    it("applies the guards and the replace strategy", function()
+      local plan = assert(c:plan_members(ids.account, small, { member(1).id }))
+      emu:clear_requests()
+      local done, err = c:apply_plan(ids.account, small, plan, { max_removals = 1 })
+      assert.is_nil(done)
+      assert.are.equal("guard", err.kind)
+      assert.are.same({}, H.writes(emu))
+      done, err = c:apply_plan(ids.account, small, plan, { strategy = "replace" })
+      assert.is_nil(err)
+      assert.are.same(plan, done)
+      local writes = H.writes(emu)
+      assert.are.equal(1, #writes)
+      assert.are.equal("PUT", writes[1].method)
+      assert.are.same({ member(1).id }, H.state_members(emu, ids.account, small))
+    end)
+
+    it("checks the plan: wrong types raise, bad ids are invalid_argument, nothing sent", function()
+      assert.has_error(function() c:apply_plan(ids.account, small, "plan") end)
+      assert.has_error(function() c:apply_plan(ids.account, small, { add = {}, keep = {} }) end)
+      assert.has_error(function()
+        c:apply_plan(ids.account, small, { add = { "x" }, remove = {}, keep = {} })
+      end)
+      assert.has_error(function()
+        c:apply_plan(ids.account, small, { add = {}, remove = {}, keep = {} }, { dry_run = true })
+      end)
+      local done, err = c:apply_plan(ids.account, small,
+        { add = { { id = "nope" } }, remove = {}, keep = {} })
+      assert.is_nil(done)
+      assert.are.equal("invalid_argument", err.kind)
+      assert.matches("plan.add[1].id", err.message, 1, true)
+      done, err = c:apply_plan(ids.account, small, { add = { { id = member(1).id } },
+        remove = { { id = member(1).id:upper() } }, keep = { { id = member(2).id } } })
+      assert.is_nil(done)
+      assert.are.equal("invalid_argument", err.kind)
+      assert.matches("in both add and remove", err.message, 1, true)
+      assert.are.same({}, emu:requests())
     end)
 
     it("raises on unknown options and rejects a negative max_removals", function()

@@ -1,6 +1,8 @@
 -- spec/24-add_remove_spec.lua: add_members (one POST, de-duplicated,
 -- e-mails resolved) and remove_members (one DELETE per member; members not
--- in the group reported, not errors).
+-- in the group reported, not errors; a 404 to a retried DELETE, after an
+-- attempt that timed out once the server had removed the member, counts as
+-- removed).
 local emulator = require("helpers.emulator")
 local H = require("helpers.cli")
 
@@ -99,6 +101,22 @@ describe("add_members / remove_members", function()
     assert.are.same({ member(1).id }, err.removed)
     assert.are.same({}, err.not_members)
     assert.are.same({ member(2).id, member(3).id }, H.state_members(emu, ids.account, small))
+  end)
+
+  it("reports a member removed by a DELETE that timed out, whose retry got 404, as removed", function()
+    -- The first DELETE of member 2 is carried out but never answered; the
+    -- retry finds the member gone (404).
+    local slow = H.client(emu, { timeout = 0.5, max_retries = 1 })
+    finally(function() slow:close() end)
+    emu:fault{ method = "DELETE", path = "/members/" .. member(2).id .. "$", times = 1,
+      stall_at = 0 }
+    local res, err = slow:remove_members(ids.account, small, { member(1).id, member(2).id,
+      member(9).id })
+    assert.is_nil(err)
+    assert.are.same({ member(1).id, member(2).id }, res.removed)
+    assert.are.same({ member(9).id }, res.not_members) -- one attempt, 404: never a member
+    assert.are.same({ member(3).id }, H.state_members(emu, ids.account, small))
+    assert.are.equal(2, #H.requests(emu, "DELETE", "/members/" .. member(2).id .. "$"))
   end)
 
   it("rejects malformed entries before any request", function()

@@ -190,10 +190,10 @@ describe("cfiam command", function()
       assert.are.same({}, H.writes(emu))
       r = cfiam({ "members", "sync", ids.account, small, member(1).id, member(4).id, "--yes" })
       assert.are.equal(0, r.status, r.stderr)
-      assert.matches("written: 2 members in the group", r.stdout, 1, true)
+      assert.matches("written: 1 added, 2 removed", r.stdout, 1, true)
       assert.are.same(H.sorted_ids({ member(1).id, member(4).id }),
         H.state_members(emu, ids.account, small))
-      assert.are.equal(1, #H.writes(emu))
+      assert.are.equal(3, #H.writes(emu)) -- POST, DELETE, DELETE
     end)
 
     it("asks on a terminal and writes only on yes", function()
@@ -281,11 +281,43 @@ describe("cfiam command", function()
       assert.are.same({}, H.writes(emu))
     end)
 
-    it("exits 1 when the PUT fails", function()
+    it("--replace writes one PUT; the default writes only the plan's difference", function()
+      local r = cfiam({ "members", "sync", ids.account, small, member(1).id, member(4).id,
+        "--yes", "--replace" })
+      assert.are.equal(0, r.status, r.stderr)
+      local writes = H.writes(emu)
+      assert.are.equal(1, #writes)
+      assert.are.equal("PUT", writes[1].method)
+      assert.are.same(H.sorted_ids({ member(1).id, member(4).id }),
+        H.state_members(emu, ids.account, small))
+      r = cfiam({ "members", "sync", "--help" })
+      assert.matches("--replace", r.stdout, 1, true)
+    end)
+
+    it("a total_count too low never costs a member (cfiam members sync ... --max-removals 1 --yes)", function()
+      -- Big holds 3000; the server says 2500. The file keeps 2..2500: one
+      -- removal planned from what the listing would show.
+      emu:fault{ path = H.members_pattern(big), method = "GET", times = -1, total_count = 2500 }
+      local keep = {}
+      for i = 2, 2500 do keep[#keep + 1] = member(i).id end
+      local file = os.tmpname()
+      local f = assert(io.open(file, "w"))
+      f:write(table.concat(keep, "\n"))
+      f:close()
+      local r = cfiam({ "members", "sync", ids.account, "Big", "--file", file,
+        "--max-removals", "1", "--yes" })
+      os.remove(file)
+      assert.are.equal(1, r.status, r.stdout)
+      assert.matches("^cfiam incomplete: ", r.stderr)
+      assert.are.same({}, H.writes(emu))
+      assert.are.equal(3000, #H.state_members(emu, ids.account, big))
+    end)
+
+    it("exits 1 when the PUT (--replace) fails", function()
       -- 400 is not retried (the command's client keeps the default retries)
       emu:fault{ method = "PUT", times = 1, status = 400 }
       local r = cfiam({ "members", "sync", ids.account, small, member(1).id, "--yes", "--json",
-        "--max-removals", "5" })
+        "--max-removals", "5", "--replace" })
       assert.are.equal(1, r.status)
       assert.matches("^cfiam api: ", r.stderr)
       assert.are.equal(2, #H.json(r.stdout).error.plan.remove)

@@ -204,7 +204,8 @@ describe("secrets", function()
         -- a PUT that fails with an echo: reported with the plan, still clean
         emu:fault{ method = "PUT", status = 500, body = echo_body(1), times = -1,
           headers = { ["x-should-retry"] = "false", ["cf-ray"] = TOKEN } }
-        res, err = c:sync_members(A, G, { ids.member_ids[1], ids.member_ids[2] }, { max_removals = 100 })
+        res, err = c:sync_members(A, G, { ids.member_ids[1], ids.member_ids[2] },
+          { max_removals = 100, strategy = "replace" })
         assert.is_nil(res)
         assert.equals("server", err.kind)
         assert.is_table(err.plan)
@@ -213,7 +214,8 @@ describe("secrets", function()
         -- drift: the PUT "succeeds" without doing anything
         emu:fault{ method = "PUT", status = 200, times = 1,
           body = '{"success":true,"errors":[],"messages":[],"result":[]}' }
-        res, err = c:sync_members(A, G, { ids.member_ids[1] }, { max_removals = 100, verify = true })
+        res, err = c:sync_members(A, G, { ids.member_ids[1] },
+          { max_removals = 100, verify = true, strategy = "replace" })
         assert.is_nil(res)
         assert.equals("drift", err.kind)
         assert_clean("drift", err)

@@ -1,8 +1,12 @@
--- spec/52-nothing_lost_spec.lua: sync_members replaces a whole group in one
--- PUT, so a wrong picture of the group would remove people. It must never
--- write after a listing that failed or stopped early, a refused guard must
--- write nothing, and a PUT that failed must come back with the plan it
--- meant to apply, so that the caller can send it again as is.
+-- spec/52-nothing_lost_spec.lua: sync_members must never remove a member
+-- its plan does not list under remove, whatever the listing returned: a
+-- total_count that is too low, pages shifted by someone else's removal, a
+-- listing that ends early. It never writes after a listing that failed or
+-- stopped early, writes only the plan's difference (a POST, a DELETE per
+-- removal), a refused guard writes nothing, and a write that failed comes
+-- back with the plan (and what was done), so that a re-run converges. The
+-- one-PUT strategy = "replace" must come back with the plan it meant to
+-- apply, so that the caller can send it again as is.
 local emulator = require("helpers.emulator")
 local cfiam = require("cfiam")
 
@@ -130,9 +134,9 @@ describe("nothing lost", function()
     return out
   end
 
-  it("a failed PUT is reported with the plan, which can be sent again as is", function()
+  it("a failed PUT (replace) is reported with the plan, which can be sent again as is", function()
     emu:fault{ method = "PUT", status = 503, headers = { ["x-should-retry"] = "false" } }
-    local plan, err = c:sync_members(A, G, desired, { max_removals = 10 })
+    local plan, err = c:sync_members(A, G, desired, { max_removals = 10, strategy = "replace" })
     assert.is_nil(plan)
     assert.equals("server", err.kind)
     assert.is_table(err.plan)
@@ -146,11 +150,11 @@ describe("nothing lost", function()
     assert.same(sorted(desired), group_members())
   end)
 
-  it("a PUT that timed out after the server applied it: the same plan again is harmless", function()
+  it("a PUT (replace) that timed out after the server applied it: the same plan again is harmless", function()
     local slow = cfiam.new{ api_token = ids.token, base_url = emu.base_url, max_retries = 0, timeout = 0.3 }
     finally(function() slow:close() end)
     emu:fault{ method = "PUT", delay_ms = 800, times = 1 }
-    local plan, err = slow:sync_members(A, G, desired, { max_removals = 10 })
+    local plan, err = slow:sync_members(A, G, desired, { max_removals = 10, strategy = "replace" })
     assert.is_nil(plan)
     assert.equals("timeout", err.kind)
     assert.is_table(err.plan)
@@ -161,5 +165,71 @@ describe("nothing lost", function()
     local again = assert(c:sync_members(A, G, desired, { max_removals = 0 }))
     assert.equals(0, #again.add)
     assert.equals(0, #again.remove)
+  end)
+
+  -- Members 2..20 of G (1..30): the plan removes member 1 only.
+  local first20 = {}
+  for i = 2, 20 do first20[#first20 + 1] = ids.member_ids[i] end
+
+  local function holds(list, id)
+    for _, v in ipairs(list) do if v == id then return true end end
+    return false
+  end
+
+  it("a total_count too low at a page boundary: incomplete, the unseen members stay", function()
+    -- The server says 20, the group holds 30; pages of 10: after two full
+    -- pages the count agrees, but the third page shows 10 more.
+    emu:fault{ method = "GET", path = "/members$", times = -1, total_count = 20 }
+    local plan, err = c:sync_members(A, G, first20, { max_removals = 1, per_page = 10 })
+    assert.is_nil(plan)
+    assert.equals("incomplete", err.kind)
+    assert.equals(0, puts())
+    local now = group_members()
+    assert.equals(30, #now)
+    for i = 21, 30 do assert.is_true(holds(now, ids.member_ids[i])) end
+  end)
+
+  it("a listing that hides members (short total_count, then an empty page) costs no one", function()
+    -- Nothing in the pages tells the listing is short: only the members
+    -- the plan removes are removed; 21..30, never listed, stay.
+    emu:fault{
+      { method = "GET", path = "/members$", query = "[?&]page=[12]&", times = 2, total_count = 20 },
+      { method = "GET", path = "/members$", query = "[?&]page=3&", times = 1, status = 200,
+        body = '{"success":true,"errors":[],"messages":[],"result":[],'
+          .. '"result_info":{"page":3,"per_page":10,"count":0,"total_count":20}}' },
+    }
+    local plan, err = c:sync_members(A, G, first20, { max_removals = 1, per_page = 10 })
+    assert.is_table(plan, tostring(err))
+    assert.equals(1, #plan.remove)
+    assert.equals(ids.member_ids[1], plan.remove[1].id)
+    local now = group_members()
+    assert.equals(29, #now)
+    assert.is_false(holds(now, ids.member_ids[1]))
+    for i = 21, 30 do assert.is_true(holds(now, ids.member_ids[i])) end
+    local deletes = 0
+    for _, r in ipairs(emu:requests()) do
+      assert.are_not.equal("PUT", r.method)
+      if r.method == "DELETE" then deletes = deletes + 1 end
+    end
+    assert.equals(1, deletes)
+  end)
+
+  it("a removal by someone else between two pages: the member never listed stays", function()
+    -- Member 3 (page 1) is removed by someone else before page 2 is read:
+    -- page 2 starts one later and member 11 is never listed, while the
+    -- counts agree (29). desired leaves out 11 and 26..30, but the plan
+    -- (5 removals, within max_removals = 5) does not list 11: it stays.
+    emu:fault{ method = "GET", path = "/members$", query = "[?&]page=2&",
+      remove_member = ids.member_ids[3] }
+    local want = {}
+    for i = 1, 25 do if i ~= 11 then want[#want + 1] = ids.member_ids[i] end end
+    local plan, err = c:sync_members(A, G, want, { max_removals = 5, per_page = 10 })
+    assert.is_table(plan, tostring(err))
+    assert.equals(5, #plan.remove)
+    for _, e in ipairs(plan.remove) do assert.are_not.equal(ids.member_ids[11], e.id) end
+    local now = group_members()
+    assert.is_true(holds(now, ids.member_ids[11]))
+    assert.is_false(holds(now, ids.member_ids[3])) -- the other client's removal
+    assert.equals(24, #now) -- 1..25 less 3, 11 kept
   end)
 end)

@@ -79,7 +79,8 @@ usage:
       --json: {"removed": [ids], "not_members": [ids]}.
 
   cfiam members sync    ACCOUNT GROUP [ID|EMAIL... | --file F | -] [options]
-      Makes the group's members exactly the list given (one PUT). The list
+      Makes the group's members the list given: adds (one POST) and removes
+      (one DELETE each) what the plan shows, nothing else. The list
       comes from the arguments, from file F, or from standard input (-):
       ids or e-mail addresses separated by white space or commas, '#'
       starts a comment. Prints the plan as a diff first:
@@ -92,6 +93,8 @@ usage:
       --allow-empty       allow a plan that leaves the group empty
       --max-removals N    refuse a plan that removes more than N (default 10)
       --yes, -y           write without asking
+      --replace           write one PUT of the whole list instead: also
+                          removes members the listing did not show
       --json              {"add", "remove", "keep", "dry_run", "written"}
 
 Exit status: 0 success, 1 API or network error, 2 usage error, invalid
@@ -214,7 +217,7 @@ local OPTIONS = {
   ["members add"] = { json = false },
   ["members remove"] = { json = false },
   ["members sync"] = { json = false, file = true, ["dry-run"] = false,
-    ["allow-empty"] = false, ["max-removals"] = true, yes = false },
+    ["allow-empty"] = false, ["max-removals"] = true, yes = false, replace = false },
   ["groups list"] = { json = false, name = true },
 }
 
@@ -390,7 +393,7 @@ run["members sync"] = function(c, cfiam, pos, opts, out, io_)
   if not g then return nil, err end
   local allow_empty = opts["allow-empty"] and true or nil
   -- The plan and the guards, without writing: what the user confirms is
-  -- then written as is, with one PUT of exactly those ids.
+  -- then written as is (its difference, or one PUT with --replace).
   local plan
   plan, err = c:sync_members(account, g, list, { dry_run = true,
     max_removals = max_removals, allow_empty = allow_empty })
@@ -425,17 +428,11 @@ run["members sync"] = function(c, cfiam, pos, opts, out, io_)
         message = "not confirmed: nothing written" }, Usage)
     end
   end
-  local ids = {}
-  for _, x in ipairs(plan.keep) do ids[#ids + 1] = x.id end
-  for _, x in ipairs(plan.add) do ids[#ids + 1] = x.id end
-  local members
-  members, err = c:update_members(account, g, ids, { allow_empty = allow_empty })
-  if not members then
-    err.plan = plan
-    return nil, err
-  end
-  out[#out + 1] = format("written: %d member%s in the group", #members,
-    #members == 1 and "" or "s")
+  local written
+  written, err = c:apply_plan(account, g, plan, { max_removals = max_removals,
+    allow_empty = allow_empty, strategy = opts.replace and "replace" or nil })
+  if not written then return nil, err end
+  out[#out + 1] = format("written: %d added, %d removed", #plan.add, #plan.remove)
   doc.written = true
   return doc
 end

@@ -10,10 +10,13 @@
 --
 -- Caveats: plan and sync read the whole group first (per_page 500), and
 -- the account's member list (50 a page) when they add someone or were
--- given e-mail addresses. The PUT replaces the whole set: members added by
--- someone else between the listing and the PUT are removed by it; use
--- verify to notice.
-local ipairs, tostring = ipairs, tostring
+-- given e-mail addresses. A sync writes the plan's difference (a POST of
+-- the additions, a DELETE per removal), so a member the listing did not
+-- show is never touched. strategy = "replace" writes one PUT of the whole
+-- set instead: it removes whoever the listing missed or someone else added
+-- meanwhile; use verify to notice.
+local ipairs, tostring, tonumber, type, error =
+  ipairs, tostring, tonumber, type, error
 local format = string.format
 local concat = table.concat
 
@@ -29,7 +32,11 @@ local LIST_OPTS = { per_page = "number", max_pages = "number",
 local PLAN_OPTS = { per_page = "number", max_pages = "number" }
 local SYNC_OPTS = { per_page = "number", max_pages = "number",
   dry_run = "boolean", max_removals = "number", allow_empty = "boolean",
-  verify = "boolean" }
+  verify = "boolean", strategy = "string" }
+local APPLY_OPTS = { per_page = "number", max_pages = "number",
+  max_removals = "number", allow_empty = "boolean", verify = "boolean",
+  strategy = "string" }
+local STRATEGIES = { difference = true, replace = true }
 
 -- A pager over the group's members, or nil, err (invalid arguments).
 local function member_pager(client, account, group, opts)
@@ -120,12 +127,39 @@ function _M.add_members(client, account, group, ids)
   return members
 end
 
+-- Sends DELETE .../members/{id} for each id, in order, stopping at the
+-- first failure. The one place removals are sent, so that a concurrent
+-- version can take its place. A 404 means the member is not in the group:
+-- not_members, unless it answered a retry (err.attempts > 1), when the
+-- attempt that failed (a timeout, a cut connection, a 5xx) most likely
+-- removed it: removed.
+-- Returns { removed = {ids}, not_members = {ids} }, or nil, err with
+-- err.removed and err.not_members (what was done before the failure).
+local function delete_each(client, path, ids)
+  local out = { removed = {}, not_members = {} }
+  for _, id in ipairs(ids) do
+    local ok, err = client:request("DELETE", path .. "/" .. id)
+    if ok ~= nil or not (err and err.kind) then
+      out.removed[#out.removed + 1] = id
+    elseif err.kind == "not_found" and (tonumber(err.attempts) or 1) > 1 then
+      out.removed[#out.removed + 1] = id
+    elseif err.kind == "not_found" then
+      out.not_members[#out.not_members + 1] = id
+    else
+      err.removed, err.not_members = out.removed, out.not_members
+      return nil, err
+    end
+  end
+  return out
+end
+
 --- Removes exactly the given members (DELETE .../members/{id} each).
 -- syntax: res, err = client:remove_members(account, group, ids)
 -- The group is read first, so a missing group is not_found rather than
 -- every id being reported as not a member.
 -- @return { removed = {ids}, not_members = {ids} }, or nil, err; after a
 --   failure part way, err.removed and err.not_members say what was done.
+--   A 404 to a retried DELETE counts as removed (see delete_each).
 function _M.remove_members(client, account, group, ids)
   check_ids_args(account, group, "remove_members")
   local path, err = client:_members_path(account, group)
@@ -140,19 +174,7 @@ function _M.remove_members(client, account, group, ids)
   local ok
   ok, err = client:request("GET", group_path)
   if ok == nil and err and err.kind then return nil, err end
-  local out = { removed = {}, not_members = {} }
-  for _, id in ipairs(list) do
-    ok, err = client:request("DELETE", path .. "/" .. id)
-    if ok ~= nil or not (err and err.kind) then
-      out.removed[#out.removed + 1] = id
-    elseif err.kind == "not_found" then
-      out.not_members[#out.not_members + 1] = id
-    else
-      err.removed, err.not_members = out.removed, out.not_members
-      return nil, err
-    end
-  end
-  return out
+  return delete_each(client, path, list)
 end
 
 -- The plan, computed from a complete listing (no arguments checks here:
@@ -228,74 +250,204 @@ local function missing_from(list, ids)
   return out
 end
 
---- Replaces the group's members with `desired` in one PUT, safely.
--- syntax: plan, err = client:sync_members(account, group, desired [, opts])
--- opts: dry_run (plan only), max_removals (default 10), allow_empty,
--- verify (list again after the write), per_page, max_pages.
--- @return plan, or nil, err: kind "guard" (err.plan, nothing written), "drift"
---   (err.plan, err.missing, err.unexpected), the listing's error (nothing
---   written), or the PUT's error with err.plan.
-function _M.sync_members(client, account, group, desired, opts)
-  check_ids_args(account, group, "sync_members")
-  opts = A.check_opts(opts, SYNC_OPTS, "sync_members")
+-- The ids of a plan's entries in the given parts, in order.
+local function plan_ids(plan, ...)
+  local out = {}
+  for _, part in ipairs({ ... }) do
+    for _, e in ipairs(plan[part]) do out[#out + 1] = e.id end
+  end
+  return out
+end
+
+-- Raises unless plan is { add, remove, keep } of entries with string ids;
+-- returns a copy with lower-case ids, or nil, invalid_argument for an id
+-- that is not 32 hex or is in two parts.
+local function check_plan(plan, fname)
+  if type(plan) ~= "table" then
+    error(format("bad argument to '%s' (plan: table expected, got %s)", fname,
+      type(plan)), 3)
+  end
+  local copy, where = {}, {}
+  for _, part in ipairs({ "add", "remove", "keep" }) do
+    local list = plan[part]
+    if type(list) ~= "table" then
+      error(format("bad argument to '%s' (plan.%s: table expected, got %s)",
+        fname, part, type(list)), 3)
+    end
+    copy[part] = {}
+    for i = 1, #list do
+      local e = list[i]
+      if type(e) ~= "table" or type(e.id) ~= "string" then
+        error(format("bad argument to '%s' (plan.%s[%d]: table with a string "
+          .. "id expected)", fname, part, i), 3)
+      end
+      local bad = A.check_id(e.id, format("plan.%s[%d].id", part, i))
+      if bad then return nil, bad end
+      local id = e.id:lower()
+      if where[id] then
+        return nil, err_("invalid_argument", format("plan: id %s is in both "
+          .. "%s and %s", id, where[id], part))
+      end
+      where[id] = part
+      copy[part][i] = { id = id, email = e.email, status = e.status }
+    end
+  end
+  return copy
+end
+
+-- Checks the options sync_members and apply_plan share: max_removals,
+-- strategy. Returns max_removals, or nil, err.
+local function check_write_opts(opts)
   local max_removals = opts.max_removals or 10
   if max_removals ~= max_removals or max_removals < 0 then
     return nil, err_("invalid_argument",
       "max_removals: expected a number of at least 0, got " .. tostring(max_removals))
   end
-  local plan_opts = { per_page = opts.per_page, max_pages = opts.max_pages }
-  local plan, err = make_plan(client, account, group, desired, plan_opts, "sync_members")
-  if not plan then return nil, err end
+  if opts.strategy ~= nil and not STRATEGIES[opts.strategy] then
+    return nil, err_("invalid_argument", "strategy: expected 'difference' or "
+      .. "'replace', got " .. A.quote(opts.strategy))
+  end
+  return max_removals
+end
+
+-- nil, or the guard error that refuses the plan.
+local function guard(plan, group, max_removals, allow_empty)
   local n_remove = #plan.remove
-  if #plan.add + #plan.keep == 0 and not opts.allow_empty then
-    return nil, err_("guard", format("the plan empties group %s (%d member%s "
+  if #plan.add + #plan.keep == 0 and not allow_empty then
+    return err_("guard", format("the plan empties group %s (%d member%s "
       .. "removed); pass allow_empty to mean that", group, n_remove,
       n_remove == 1 and "" or "s"), { plan = plan })
   end
   if n_remove > max_removals then
-    return nil, err_("guard", format("the plan removes %d members from group "
+    return err_("guard", format("the plan removes %d members from group "
       .. "%s, more than max_removals (%s)", n_remove, group,
       tostring(max_removals)), { plan = plan })
   end
+end
+
+-- Writes the plan's difference: one POST of the additions, then one
+-- DELETE per removal (a 404: already gone). Members in no part of the plan
+-- are never touched. Returns true, or nil, err with err.added and
+-- err.removed (ids written before the failure).
+local function write_difference(client, path, plan)
+  local added = {}
+  if #plan.add > 0 then
+    local ids = plan_ids(plan, "add")
+    local members, err = client:request("POST", path,
+      { ids = ids, decode = "members" })
+    if not members then
+      err.added, err.removed = added, {}
+      return nil, err
+    end
+    added = ids
+  end
+  if #plan.remove > 0 then
+    local res, err = delete_each(client, path, plan_ids(plan, "remove"))
+    if not res then
+      local removed = err.removed
+      for _, id in ipairs(err.not_members) do removed[#removed + 1] = id end
+      err.not_members = nil
+      err.added, err.removed = added, removed
+      return nil, err
+    end
+  end
+  return true
+end
+
+-- Guards, write and verify of a checked plan (shared by sync_members and
+-- apply_plan). Returns plan or nil, err.
+local function apply(client, account, group, plan, opts, max_removals)
+  local gerr = guard(plan, group, max_removals, opts.allow_empty)
+  if gerr then return nil, gerr end
   if opts.dry_run then return plan end
-  local ids = {}
-  for _, e in ipairs(plan.keep) do ids[#ids + 1] = e.id end
-  for _, e in ipairs(plan.add) do ids[#ids + 1] = e.id end
-  local members
-  members, err = client:update_members(account, group, ids,
-    { allow_empty = opts.allow_empty and true or nil })
-  if not members then
+  local ok, err
+  if opts.strategy == "replace" then
+    ok, err = client:update_members(account, group, plan_ids(plan, "keep", "add"),
+      { allow_empty = opts.allow_empty and true or nil })
+  else
+    local path
+    path, err = client:_members_path(account, group)
+    if path then ok, err = write_difference(client, path, plan) end
+  end
+  if not ok then
     err.plan = plan
     return nil, err
   end
   if opts.verify then
     local p, now
-    p, err = member_pager(client, account, group, plan_opts)
+    p, err = member_pager(client, account, group,
+      { per_page = opts.per_page, max_pages = opts.max_pages })
     if p then now, err = P.collect(p) end
     if not now then
       err.plan = plan -- the write happened; the check could not be made
       return nil, err
     end
-    local want, got = {}, {}
-    for _, id in ipairs(ids) do want[id] = true end
-    local entries = {}
+    -- What the group should hold: what the listing showed before (keep and
+    -- remove), plus add, less remove.
+    local expected, want = {}, {}
+    for _, part in ipairs({ "keep", "add" }) do
+      for _, e in ipairs(plan[part]) do
+        expected[#expected + 1] = e
+        want[e.id] = true
+      end
+    end
+    local got, entries = {}, {}
     for _, m in ipairs(now) do
       local e = I.entry(m)
       got[e.id] = true
       entries[#entries + 1] = e
     end
-    local expected = {}
-    for _, e in ipairs(plan.keep) do expected[#expected + 1] = e end
-    for _, e in ipairs(plan.add) do expected[#expected + 1] = e end
     local missing = missing_from(expected, got)
     local unexpected = missing_from(entries, want)
     if #missing > 0 or #unexpected > 0 then
       return nil, err_("drift", format("after the write, group %s differs "
-        .. "from the plan: %d missing, %d unexpected", group, #missing,
-        #unexpected), { plan = plan, missing = missing, unexpected = unexpected })
+        .. "from what it held before plus the plan: %d missing, %d unexpected",
+        group, #missing, #unexpected),
+        { plan = plan, missing = missing, unexpected = unexpected })
     end
   end
   return plan
+end
+
+--- Makes the group's members `desired`, safely: plan, guards, write.
+-- syntax: plan, err = client:sync_members(account, group, desired [, opts])
+-- opts: dry_run (plan only), max_removals (default 10), allow_empty,
+-- verify (list again after the write), strategy ("difference", the
+-- default: a POST of the additions and a DELETE per removal; "replace":
+-- one PUT of the whole set), per_page, max_pages.
+-- @return plan, or nil, err: kind "guard" (err.plan, nothing written), "drift"
+--   (err.plan, err.missing, err.unexpected), the listing's error (nothing
+--   written), or the write's error with err.plan (and, for "difference",
+--   err.added and err.removed: the ids already written).
+function _M.sync_members(client, account, group, desired, opts)
+  check_ids_args(account, group, "sync_members")
+  opts = A.check_opts(opts, SYNC_OPTS, "sync_members")
+  local max_removals, err = check_write_opts(opts)
+  if not max_removals then return nil, err end
+  local plan_opts = { per_page = opts.per_page, max_pages = opts.max_pages }
+  local plan
+  plan, err = make_plan(client, account, group, desired, plan_opts, "sync_members")
+  if not plan then return nil, err end
+  return apply(client, account, group, plan, opts, max_removals)
+end
+
+--- Writes a plan made earlier (plan_members, sync_members{dry_run}) as is,
+-- behind the same guards, without listing the group again.
+-- syntax: plan, err = client:apply_plan(account, group, plan [, opts])
+-- opts: max_removals, allow_empty, verify, strategy, per_page, max_pages
+-- (as sync_members).
+-- @return the plan (ids in lower case), or nil, err as for sync_members.
+function _M.apply_plan(client, account, group, plan, opts)
+  check_ids_args(account, group, "apply_plan")
+  opts = A.check_opts(opts, APPLY_OPTS, "apply_plan")
+  local checked, err = check_plan(plan, "apply_plan")
+  if not checked then return nil, err end
+  local max_removals
+  max_removals, err = check_write_opts(opts)
+  if not max_removals then return nil, err end
+  err = A.check_paging(opts, P.GROUP_PAGE)
+  if err then return nil, err end
+  return apply(client, account, group, checked, opts, max_removals)
 end
 
 return _M

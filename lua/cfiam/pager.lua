@@ -1,7 +1,9 @@
 --- cfiam.pager: paged listings (page = 1, 2, ... with per_page) that end
--- on an empty page, or once total_count items were seen (unfiltered
--- listings only), and never run past max_pages: a listing that ends early
--- is an `incomplete` error, never a silent partial list.
+-- on a short or empty page, and never run past max_pages. total_count is
+-- not trusted to end a listing (a server may miscount); an unfiltered
+-- listing whose pages and total_count disagree, in either direction, is an
+-- `incomplete` error, as is one stopped by max_pages: never a silent
+-- partial list.
 local type, pairs, tonumber = type, pairs, tonumber
 local ceil = math.ceil
 local format = string.format
@@ -27,7 +29,7 @@ function _M.pager(spec)
     decode = spec.decode, what = spec.what, filtered = spec.filtered,
     fixed_max = spec.max_pages, max_pages = spec.max_pages or _M.FALLBACK_MAX_PAGES,
     page = 0, count = 0, seen = require("cfiam")._idset(), total = nil,
-    overshoot = false, done = false,
+    done = false,
     query = {},
   }
   for k, v in pairs(spec.query or {}) do p.query[k] = v end
@@ -47,6 +49,11 @@ end
 function _M.next_page(p)
   if p.done then return nil end
   if p.page >= p.max_pages then
+    if p.sized then
+      return incomplete(p, format("listing %s stopped after %d page%s with "
+        .. "%d listed and more to come, while the server's total_count says %d",
+        p.what, p.page, p.page == 1 and "" or "s", p.count, p.total))
+    end
     local claim = p.total and format(", while the server's total_count says %d",
       p.total) or ""
     return incomplete(p, format("listing %s stopped after %d page%s "
@@ -70,26 +77,23 @@ function _M.next_page(p)
       .. ": result is not an array")
   end
   local info = type(meta) == "table" and meta.result_info
+  -- The page size: the one asked for, or a smaller one the server says it
+  -- used. A page shorter than that is the last one.
+  local size = p.per_page
+  local said = type(info) == "table" and tonumber(info.per_page)
+  if said and said >= 1 and said < size then size = said end
+  local last = #res == 0 or #res < size
   local total = type(info) == "table" and tonumber(info.total_count)
   if total then
     p.total = total
     if not p.fixed_max then
       -- The first claim sets the bound; a later, larger claim (members
       -- added during the listing) may raise it.
-      local need = ceil(total / p.per_page) + 1
+      local need = ceil(total / size) + 1
       if not p.sized or need > p.max_pages then
         p.max_pages, p.sized = need, true
       end
     end
-  end
-  if #res == 0 then
-    p.done = true
-    if not p.filtered and p.total and p.count < p.total then
-      return incomplete(p, format("listing %s ended on page %d with %d "
-        .. "listed, but the server's total_count says %d", p.what, p.page,
-        p.count, p.total))
-    end
-    return nil
   end
   -- Items seen on an earlier page (pages shift when the group changes
   -- during the listing) are dropped from the page, in place, by the C id
@@ -101,12 +105,14 @@ function _M.next_page(p)
       .. ": an item has no string id")
   end
   p.count = p.count + kept
-  if p.total and p.count > p.total then
-    -- total_count cannot be trusted any more: go on to an empty page.
-    p.overshoot = true
-  end
-  if not p.filtered and not p.overshoot and p.total and p.count == p.total then
+  if last then
     p.done = true
+    if not p.filtered and p.total and p.count ~= p.total then
+      return incomplete(p, format("listing %s ended on page %d with %d "
+        .. "listed, but the server's total_count says %d", p.what, p.page,
+        p.count, p.total))
+    end
+    if #res == 0 then return nil end
   end
   return res
 end
