@@ -7,9 +7,15 @@
 -- module-level functions on the default client (cfiam.list_members(...)).
 -- Helpers call client:request(...) by method lookup, so the transport
 -- chosen by cfiam.transport (libcurl or nginx cosockets) applies to them.
+-- A helper function whose name starts with "_" is internal (shared between
+-- helpers) and is not attached.
+--
+-- request and update_members are wrapped once more, after the transport:
+-- an API error gets err.reason when Cloudflare's text says why a write was
+-- refused (cfiam.groups._annotate); successes pass through untouched.
 local _VERSION = "0.1.0"
 
-local pairs, error, tostring = pairs, error, tostring
+local pairs, error, tostring, type = pairs, error, tostring, type
 
 local HELPERS = { "cfiam.members", "cfiam.resolve", "cfiam.groups" }
 
@@ -21,13 +27,28 @@ return function(M)
   local methods = M._client_methods
   for _, name in pairs(HELPERS) do
     for fname, f in pairs(require(name)) do
-      if methods[fname] ~= nil then
+      if fname:sub(1, 1) == "_" then
+        -- internal: not a method
+      elseif methods[fname] ~= nil then
         error("cfiam: helper " .. name .. "." .. fname .. " would replace a method", 2)
+      else
+        methods[fname] = f
+        M[fname] = function(...) return f(M.default_client(), ...) end
       end
-      methods[fname] = f
-      M[fname] = function(...) return f(M.default_client(), ...) end
     end
   end
   require("cfiam.transport").install(M, methods)
+  local annotate = require("cfiam.groups")._annotate
+  local function explained(f)
+    return function(...)
+      local res, err = f(...)
+      if res == nil and type(err) == "table" and err.kind then annotate(err) end
+      return res, err
+    end
+  end
+  for _, fname in pairs({ "request", "update_members" }) do
+    methods[fname] = explained(methods[fname])
+    M[fname] = explained(M[fname])
+  end
   return M
 end

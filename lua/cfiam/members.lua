@@ -20,6 +20,7 @@ local concat = table.concat
 local A = require("cfiam.args")
 local P = require("cfiam.pager")
 local I = require("cfiam.ids")
+local G = require("cfiam.groups")
 local err_ = A.err
 
 local _M = {}
@@ -49,9 +50,9 @@ local function member_pager(client, account, group, opts)
     what = "the members of group " .. group }
 end
 
-local function check_ids_args(account, group, fname)
+-- `group` (an id or { name = }) is checked and resolved by G._group_id.
+local function check_ids_args(account, group, fname) -- luacheck: ignore group
   A.check_string(account, "account", fname)
-  A.check_string(group, "group", fname)
 end
 
 --- Lists every member of a group, across all pages.
@@ -64,6 +65,9 @@ end
 function _M.list_members(client, account, group, opts)
   check_ids_args(account, group, "list_members")
   opts = A.check_opts(opts, LIST_OPTS, "list_members")
+  local gerr
+  group, gerr = G._group_id(client, account, group, "list_members")
+  if not group then return nil, gerr end
   local p, err = member_pager(client, account, group, opts)
   if not p then return nil, err end
   return P.collect(p)
@@ -76,7 +80,9 @@ end
 function _M.each_member(client, account, group, opts)
   check_ids_args(account, group, "each_member")
   opts = A.check_opts(opts, LIST_OPTS, "each_member")
-  local p, failure = member_pager(client, account, group, opts)
+  local p, failure
+  group, failure = G._group_id(client, account, group, "each_member")
+  if group then p, failure = member_pager(client, account, group, opts) end
   local items, i = nil, 0
   return function()
     if failure then
@@ -106,6 +112,9 @@ end
 -- @return the API's member list (array of { id, email, status }), or nil, err.
 function _M.add_members(client, account, group, ids)
   check_ids_args(account, group, "add_members")
+  local gerr
+  group, gerr = G._group_id(client, account, group, "add_members")
+  if not group then return nil, gerr end
   local path, err = client:_members_path(account, group)
   if not path then return nil, err end
   local list
@@ -128,6 +137,9 @@ end
 --   failure part way, err.removed and err.not_members say what was done.
 function _M.remove_members(client, account, group, ids)
   check_ids_args(account, group, "remove_members")
+  local gerr
+  group, gerr = G._group_id(client, account, group, "remove_members")
+  if not group then return nil, gerr end
   local path, err = client:_members_path(account, group)
   if not path then return nil, err end
   local list
@@ -216,6 +228,9 @@ end
 function _M.plan_members(client, account, group, desired, opts)
   check_ids_args(account, group, "plan_members")
   opts = A.check_opts(opts, PLAN_OPTS, "plan_members")
+  local gerr
+  group, gerr = G._group_id(client, account, group, "plan_members")
+  if not group then return nil, gerr end
   return make_plan(client, account, group, desired, opts, "plan_members")
 end
 
@@ -238,6 +253,9 @@ end
 function _M.sync_members(client, account, group, desired, opts)
   check_ids_args(account, group, "sync_members")
   opts = A.check_opts(opts, SYNC_OPTS, "sync_members")
+  local gerr
+  group, gerr = G._group_id(client, account, group, "sync_members")
+  if not group then return nil, gerr end
   local max_removals = opts.max_removals or 10
   if max_removals ~= max_removals or max_removals < 0 then
     return nil, err_("invalid_argument",
