@@ -27,11 +27,10 @@ return function(M)
   local methods = M._client_methods
   for _, name in pairs(HELPERS) do
     for fname, f in pairs(require(name)) do
-      if fname:sub(1, 1) == "_" then
-        -- internal: not a method
-      elseif methods[fname] ~= nil then
+      if methods[fname] ~= nil then
         error("cfiam: helper " .. name .. "." .. fname .. " would replace a method", 2)
-      else
+      end
+      if fname:sub(1, 1) ~= "_" then -- "_name": internal, not a method
         methods[fname] = f
         M[fname] = function(...) return f(M.default_client(), ...) end
       end

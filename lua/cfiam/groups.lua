@@ -17,7 +17,7 @@
 -- Caveats: the name check before a create or rename and the write are two
 -- requests; a group created by someone else in between is refused by the
 -- API itself (its own error, not kind "conflict").
-local type, ipairs, pairs, next, tostring, error = type, ipairs, pairs, next, tostring, error
+local type, ipairs, pairs, tostring, error = type, ipairs, pairs, tostring, error
 local format, lower, find, byte, gsub = string.format, string.lower, string.find,
   string.byte, string.gsub
 local concat, sort = table.concat, table.sort
@@ -375,7 +375,8 @@ function _M.get_group(client, account, group)
   local path
   path, err = group_path(account, id)
   if not path then return nil, err end
-  return group_result(client:request("GET", path), nil, "reading group " .. id)
+  local res, meta = client:request("GET", path)
+  return group_result(res, meta, "reading group " .. id)
 end
 
 local CREATE_FIELDS = { name = "string", policies = "table" }
@@ -404,8 +405,9 @@ function _M.create_group(client, account, spec)
   if not text then return nil, err end
   err = check_name_free(client, account, spec.name, nil)
   if err then return nil, err end
-  return group_result(client:request("POST", "/accounts/" .. lower(account)
-    .. "/iam/user_groups", { json = text }), nil, "creating group " .. A.quote(spec.name))
+  local res, meta = client:request("POST", "/accounts/" .. lower(account)
+    .. "/iam/user_groups", { json = text })
+  return group_result(res, meta, "creating group " .. A.quote(spec.name))
 end
 
 local UPDATE_FIELDS = { name = "string", policies = "table", allow_empty = "boolean" }
@@ -453,8 +455,8 @@ function _M.update_group(client, account, group, spec)
     err = check_name_free(client, account, spec.name, lower(id))
     if err then return nil, err end
   end
-  return group_result(client:request("PUT", path, { json = text }), nil,
-    "updating group " .. id)
+  local res, meta = client:request("PUT", path, { json = text })
+  return group_result(res, meta, "updating group " .. id)
 end
 
 local DELETE_OPTS = { force = "boolean" }
