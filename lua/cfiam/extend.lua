@@ -9,13 +9,9 @@
 -- chosen by cfiam.transport (libcurl or nginx cosockets) applies to them.
 -- A helper function whose name starts with "_" is internal (shared between
 -- helpers) and is not attached.
---
--- request and update_members are wrapped once more, after the transport:
--- an API error gets err.reason when Cloudflare's text says why a write was
--- refused (cfiam.groups._annotate); successes pass through untouched.
 local _VERSION = "0.1.0"
 
-local pairs, error, tostring, type = pairs, error, tostring, type
+local pairs, error, tostring = pairs, error, tostring
 
 local HELPERS = { "cfiam.members", "cfiam.resolve", "cfiam.groups" }
 
@@ -37,17 +33,5 @@ return function(M)
     end
   end
   require("cfiam.transport").install(M, methods)
-  local annotate = require("cfiam.groups")._annotate
-  local function explained(f)
-    return function(...)
-      local res, err = f(...)
-      if res == nil and type(err) == "table" and err.kind then annotate(err) end
-      return res, err
-    end
-  end
-  for _, fname in pairs({ "request", "update_members" }) do
-    methods[fname] = explained(methods[fname])
-    M[fname] = explained(M[fname])
-  end
   return M
 end

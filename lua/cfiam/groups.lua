@@ -9,17 +9,15 @@
 -- `group` is an id or { name = "..." } in every helper that takes one
 -- (these and the members helpers, through group_id below): a name costs one
 -- filtered listing first. Kind added here: "conflict" (create or rename to
--- a name another group has; nothing written). err.reason, set on any API
--- error by cfiam.extend through annotate below, says why the API refused a
--- write when Cloudflare's text tells ("scim_managed",
--- "member_not_eligible").
+-- a name another group has; nothing written). (err.reason, "scim_managed"
+-- or "member_not_eligible", is set by the C core on any API error whose
+-- text tells.)
 --
 -- Caveats: the name check before a create or rename and the write are two
 -- requests; a group created by someone else in between is refused by the
 -- API itself (its own error, not kind "conflict").
 local type, ipairs, pairs, tostring, error = type, ipairs, pairs, tostring, error
-local format, lower, find, byte, gsub = string.format, string.lower, string.find,
-  string.byte, string.gsub
+local format, lower, byte, gsub = string.format, string.lower, string.byte, string.gsub
 local concat, sort = table.concat, table.sort
 local floor, huge = math.floor, math.huge
 
@@ -148,39 +146,6 @@ function _M._group_id(client, account, group, fname)
       .. " has no string id")
   end
   return g.id
-end
-
--- Plain words for the API's refusals whose reason only its text tells:
--- { lower-case text to find, err.reason, explanation }.
-local REASONS = {
-  { "dsr enabled", "member_not_eligible", "Cloudflare does not let these members "
-    .. "join user groups: they do not have DSR enabled, a per-user setting "
-    .. "the API neither shows nor changes" },
-  { "scim", "scim_managed", "the group is provisioned by SCIM: its name and "
-    .. "members are managed at the identity provider and cannot be changed "
-    .. "through the API" },
-}
-
---- Sets err.reason (and adds the explanation to err.message) when one of
--- Cloudflare's error messages tells why a write was refused. Returns err.
-function _M._annotate(err)
-  if type(err) ~= "table" or err.reason ~= nil or type(err.errors) ~= "table" then
-    return err
-  end
-  for _, e in ipairs(err.errors) do
-    local m = type(e) == "table" and e.message
-    if type(m) == "string" then
-      m = lower(m)
-      for _, r in ipairs(REASONS) do
-        if find(m, r[1], 1, true) then
-          err.reason = r[2]
-          err.message = tostring(err.message) .. " (" .. r[3] .. ")"
-          return err
-        end
-      end
-    end
-  end
-  return err
 end
 
 -- /accounts/{a}/iam/user_groups/{g}, or nil, err for a malformed id.
