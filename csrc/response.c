@@ -59,9 +59,9 @@ static void msg_errors(lua_State *L, msgbuf *m, int idx) {
 
 /* Refusals whose reason only Cloudflare's text tells: a case-insensitive
  * phrase of an errors[].message, err.reason, and words for err.message.
- * "do not have DSR enabled" is the API's phrase (seen in the Terraform
- * provider's tests); for SCIM-provisioned groups no public source gives the
- * text, so any message naming SCIM counts. */
+ * "do not have DSR enabled" is the API's own phrase; for SCIM-provisioned
+ * groups the exact text is not known, so any message naming SCIM counts
+ * (the README says where each comes from). */
 static const struct {
     const char *phrase, *reason, *words;
 } reasons[] = {
