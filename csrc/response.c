@@ -57,6 +57,63 @@ static void msg_errors(lua_State *L, msgbuf *m, int idx) {
     }
 }
 
+/* Refusals whose reason only Cloudflare's text tells: a case-insensitive
+ * phrase of an errors[].message, err.reason, and words for err.message.
+ * "do not have DSR enabled" is the API's own phrase; for SCIM-provisioned
+ * groups the exact text is not known, so any message naming SCIM counts
+ * (the README says where each comes from). */
+static const struct {
+    const char *phrase, *reason, *words;
+} reasons[] = {
+    {"dsr enabled", "member_not_eligible",
+     " (Cloudflare does not let these members join user groups: they do not"
+     " have DSR enabled, a per-user setting the API neither shows nor changes)"},
+    {"scim", "scim_managed",
+     " (the group is provisioned by SCIM: its name and members are managed at"
+     " the identity provider and cannot be changed through the API)"},
+};
+#define N_REASONS (sizeof(reasons) / sizeof(reasons[0]))
+
+static int contains_ci(const char *s, size_t n, const char *phrase) {
+    size_t i, j, k = strlen(phrase);
+    for (i = 0; i + k <= n; i++) {
+        for (j = 0; j < k; j++) {
+            unsigned char c = (unsigned char)s[i + j];
+            if (c >= 'A' && c <= 'Z')
+                c = (unsigned char)(c - 'A' + 'a');
+            if (c != (unsigned char)phrase[j])
+                break;
+        }
+        if (j == k)
+            return 1;
+    }
+    return 0;
+}
+
+/* The index in reasons[] that an errors array at `idx` shows, or -1. */
+static int refusal_reason(lua_State *L, int idx) {
+    size_t i, n = cfiam_rawlen(L, idx), r;
+    for (i = 1; i <= n; i++) {
+        int found = -1;
+        lua_rawgeti(L, idx, (int)i);
+        if (lua_istable(L, -1)) {
+            lua_getfield(L, -1, "message");
+            if (lua_type(L, -1) == LUA_TSTRING) {
+                size_t len;
+                const char *s = lua_tolstring(L, -1, &len);
+                for (r = 0; r < N_REASONS && found < 0; r++)
+                    if (contains_ci(s, len, reasons[r].phrase))
+                        found = (int)r;
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+        if (found >= 0)
+            return found;
+    }
+    return -1;
+}
+
 static cfiam_kind status_kind(long status) {
     if (status == 401) return CFIAM_E_AUTH;
     if (status == 403) return CFIAM_E_PERMISSION;
@@ -104,6 +161,7 @@ static void push_status_error(lua_State *L, const cfiam_client *c,
                               const char *body, size_t len, int attempt) {
     msgbuf m;
     char head[96];
+    int why = -1;
     m.n = 0;
     m.full = 0;
     m.s[0] = '\0';
@@ -121,9 +179,12 @@ static void push_status_error(lua_State *L, const cfiam_client *c,
         msg_str(&m, head);
         if (env) {
             lua_getfield(L, env, "errors");
-            if (lua_istable(L, -1) && cfiam_rawlen(L, -1) > 0)
+            if (lua_istable(L, -1) && cfiam_rawlen(L, -1) > 0) {
                 msg_errors(L, &m, lua_gettop(L));
-            else
+                why = refusal_reason(L, lua_gettop(L));
+                if (why >= 0)
+                    msg_str(&m, reasons[why].words);
+            } else
                 msg_str(&m, " no error details");
             lua_pop(L, 1);
         } else {
@@ -150,6 +211,10 @@ static void push_status_error(lua_State *L, const cfiam_client *c,
     copy_list(L, env, "errors");
     copy_list(L, env, "messages");
     set_common(L, status, h, attempt);
+    if (why >= 0) {
+        lua_pushstring(L, reasons[why].reason);
+        lua_setfield(L, -2, "reason");
+    }
 }
 
 /* Checks a members result at the top (nil becomes {}). NULL when fine. */

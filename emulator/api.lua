@@ -52,6 +52,11 @@
 --                             account" (one error per unknown id, body order)
 --   POST group / PUT group with a name another group of the account has
 --                        400  1005 "A user group named '<name>' already exists"
+--   any write (PUT/DELETE group, POST/PUT/DELETE members) on a group seeded
+--   with "scim": true (provisioned by SCIM, read-only at Cloudflare)
+--                        400  1010 "User group is provisioned by SCIM and
+--                             cannot be modified" (code and wording are the
+--                             emulator's: no public source gives the API's)
 -- Ids are compared exactly (an upper-case id passes the format check but is
 -- not found).  Nothing is changed when a request fails.
 --
@@ -341,7 +346,7 @@ function App:reset(seed)
       if not is_id(gid) then return nil, aid .. ".groups[" .. i .. "]: id must be 32 hex" end
       if acct.groups[gid] then return nil, "duplicate group id " .. gid end
       local group = { id = gid, name = g.name, created_on = g.created_on or stamp,
-                      modified_on = g.modified_on or stamp,
+                      modified_on = g.modified_on or stamp, scim = g.scim == true,
                       policies = type(g.policies) == "table" and g.policies or {},
                       members = {}, count = 0 }
       for _, mid in ipairs(tbl(g.members)) do
@@ -473,6 +478,7 @@ function App:dump()
       for i, m in ipairs(group_members_sorted(acct, g)) do ids[i] = m.id end
       local v = group_view(g)
       v.members = ids
+      if g.scim then v.scim = true end
       groups[#groups + 1] = v
     end
     accounts[aid] = object({ members = members, groups = groups })
@@ -811,6 +817,9 @@ function App:route(req)
   if p.g then
     c.group = acct.groups[p.g]
     if not c.group then return fail(404, 1003, "User group not found") end
+    if c.group.scim and req.method ~= "GET" and req.method ~= "HEAD" then
+      return fail(400, 1010, "User group is provisioned by SCIM and cannot be modified")
+    end
   end
   return handler(self, c)
 end

@@ -56,11 +56,16 @@
 --                              also get a result_info)
 --   nested = D                 a 200 body whose result is D nested arrays
 --                              ("[[[...]]]"; the operation is NOT carried out)
+--   dsr = true                 a 400 failure envelope, code 1011 "Members
+--                              <ids of the body> do not have DSR enabled"
+--                              (the member-eligibility refusal; the phrase
+--                              is the API's, code and the rest the
+--                              emulator's); the operation is NOT carried out
 --   invalid_utf8 = true        the normal answer with bytes FF FE inserted at
 --                              the start of the first "email" string value
 --                              (else "name", else "message"; else a string
 --                              with them is added to "messages")
--- Precedence: drop, then body_bytes / nested, then status / body, then the
+-- Precedence: drop, then body_bytes / nested, then dsr, then status / body, then the
 -- normal answer; the transport fields (chunked, truncated_chunked,
 -- truncate_at, stall_at) apply to whatever answer is produced.
 
@@ -75,6 +80,7 @@ local FIELDS = {
   truncate_at = "number", stall_at = "number", result_null = "boolean",
   body_bytes = "number", nested = "number", invalid_utf8 = "boolean",
   total_count = "number", remove_member = "string",
+  dsr = "boolean",
 }
 
 local Faults = {}
@@ -229,6 +235,12 @@ function M.respond(rule, req, ctx)
              .. string.rep("[", d) .. string.rep("]", d) .. (d == 0 and "null" or "") .. '}'
     end
     resp = { status = 200, headers = merge_headers(ctx.headers(), rule.headers), body = body }
+  elseif rule.dsr then
+    local ids = {}
+    for id in (req.body or ""):gmatch('"id"%s*:%s*"([^"]*)"') do ids[#ids + 1] = id end
+    resp = { status = 400, headers = merge_headers(ctx.headers(), rule.headers),
+             body = ctx.fail(400, 1011, "Members " .. table.concat(ids, ", ")
+                             .. " do not have DSR enabled") }
   elseif rule.status or rule.body then
     local status = rule.status or 200
     local body = rule.body

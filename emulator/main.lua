@@ -51,10 +51,12 @@
 --                      "status":"accepted","user_id":"<32 hex>",
 --                      "first_name":"..","last_name":".."} ],
 --        "groups":  [ {"id":"<32 hex>","name":"Engineering",
---                      "members":["<member id>", ...]} ] } },
+--                      "members":["<member id>", ...],
+--                      "policies":[...], "scim":true} ] } },
 --     "faults": [ ...optional rules... ] }
 -- Missing user_id: each hex digit of the member id + 1 (mod 16).  Missing
--- group id: 9e0e0e0e followed by a 24-hex counter.  first_name defaults to
+-- group id: 9e0e0e0e followed by a 24-hex counter.  "scim": true makes the
+-- group read-only (every write answers 400 1010, see api.lua).  first_name defaults to
 -- the e-mail's local part, last_name to "Example".
 --
 -- --demo seeds (ids for the demo and README):

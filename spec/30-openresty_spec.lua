@@ -565,3 +565,67 @@ describe("cfiam under nginx", function()
     end)
   end)
 end)
+
+describe("the group calls under nginx", function()
+  local emu, srv, ids, A
+
+  setup(function()
+    local seed
+    seed, ids = emulator.seed{ members = 6, groups = { { name = "Ops", members = 2 },
+      { name = "Empty", members = 0 }, { name = "Directory", members = 1 } } }
+    A = ids.account
+    seed.accounts[A].groups[3].scim = true
+    emu = emulator.start{ seed = seed }
+    srv = nginx.start{ server = SERVER }
+  end)
+
+  teardown(function()
+    if srv then srv:stop() end
+    if emu then emu:stop() end
+  end)
+
+  it("go over cosockets, with the same refusals (nothing sent) and err.reason", function()
+    local PG = ("5"):rep(32)
+    local policy = { access = "allow", permission_groups = { { id = PG } },
+      resource_groups = { { id = ("6"):rep(32) } } }
+    local calls = {
+      { "get_group", A, { name = "Ops" } },
+      { "create_group", A, { name = "New team", policies = { policy } } },
+      { "create_group", A, { name = "Ops" } },                          -- conflict
+      { "update_group", A, ids.groups.Ops.id, { name = "Operations" } },
+      { "update_group", A, ids.groups.Ops.id, { policies = {} } },      -- refused
+      { "delete_group", A, ids.groups.Ops.id },                         -- guard
+      { "delete_group", A, { name = "Empty" } },
+      { "update_group", A, ids.groups.Directory.id, { name = "X" } },   -- SCIM
+    }
+    emu:reset()
+    local status, body = srv:get("/call", 60, cjson.encode({ calls = calls,
+      opts = { base_url = emu.base_url, api_token = "test-token", max_retries = 0 } }))
+    assert.equal(200, status, body)
+    local doc = cjson.decode(body)
+    local r = doc.results
+    assert.equal(ids.groups.Ops.id, r[1].a.id)
+    assert.equal("New team", r[2].a.name)
+    assert.equal(PG, r[2].a.policies[1].permission_groups[1].id)
+    assert.equal("conflict", r[3].b.kind)
+    assert.equal("Operations", r[4].a.name)
+    assert.equal("invalid_argument", r[5].b.kind)
+    assert.equal("guard", r[6].b.kind)
+    assert.equal(2, r[6].b.members)
+    assert.is_true(r[7].a)
+    assert.equal("scim_managed", r[8].b.reason)
+    -- every request the emulator saw was a cosocket exchange
+    local reqs = emu:requests()
+    assert.equal(#reqs, doc.exchanges)
+    local writes = {}
+    for _, q in ipairs(reqs) do
+      if q.method ~= "GET" then writes[#writes + 1] = q.method end
+    end
+    -- POST (create), PUT (rename), DELETE (Empty), PUT (SCIM, refused by the API)
+    assert.same({ "POST", "PUT", "DELETE", "PUT" }, writes)
+    local names = {}
+    for _, g in ipairs(emu:state().accounts[A].groups) do names[#names + 1] = g.name end
+    table.sort(names)
+    assert.same({ "Directory", "New team", "Operations" }, names)
+  end)
+end)

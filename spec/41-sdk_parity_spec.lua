@@ -105,6 +105,11 @@ describe("parity with the official TypeScript SDK", function()
   local G = ids.groups.Alpha.id
   local M = ids.member_ids
   local KEY_AUTH = { email = ids.email, key = ids.key }
+  local POLICY = { access = "allow", permission_groups = { { id = "c8fed203ed3043cba015a93ad1616f1f" } },
+    resource_groups = { { id = "6d7f2f5f5b1d4a0e9081fdc98d432fd1", name = "kept" } } }
+  local POLICY_WITH_ID = { id = "f267e341f3dd4697bd3b9f71dd96247f", access = "deny",
+    permission_groups = { { id = "c8fed203ed3043cba015a93ad1616f1f" } },
+    resource_groups = { { id = "6d7f2f5f5b1d4a0e9081fdc98d432fd1" } } }
   local TOKEN_AUTH = { token = ids.token }
   local emu, sdk
 
@@ -278,6 +283,53 @@ describe("parity with the official TypeScript SDK", function()
         local put = ours[#ours]
         for i = 1, #ours - 1 do assert.are.equal("GET", ours[i].method) end
         assert_same_sequence(s, { put })
+      end },
+    { name = "get_group", auth = TOKEN_AUTH, op = "userGroups.get",
+      args = { account = A, group = G },
+      cfiam = function(c) return c:get_group(A, G) end },
+    { name = "create_group", auth = KEY_AUTH, op = "userGroups.create",
+      args = { account = A, body = { name = "Gamma / ü \"q\"", policies = { POLICY } } },
+      cfiam = function(c) return c:create_group(A, { name = "Gamma / ü \"q\"", policies = { POLICY } }) end,
+      differs = "deliberate: create_group first lists the groups by that exact name"
+        .. " (a name that exists is kind conflict, no POST); the POST is the SDK's",
+      check = function(s, ours, res)
+        assert.is_table(res)
+        assert.are.equal(1, #s)
+        assert.are.equal("GET", ours[1].method)
+        assert_same_sequence(s, { ours[#ours] })
+      end },
+    { name = "update_group, a rename", auth = TOKEN_AUTH, op = "userGroups.update",
+      args = { account = A, group = G, body = { name = "Alpha Two" } },
+      cfiam = function(c) return c:update_group(A, G, { name = "Alpha Two" }) end,
+      differs = "deliberate: a rename first lists the groups by the new name"
+        .. " (another group with it is kind conflict, no PUT); the PUT is the SDK's",
+      check = function(s, ours, res)
+        assert.is_table(res)
+        assert.are.equal("GET", ours[1].method)
+        assert_same_sequence(s, { ours[#ours] })
+      end },
+    { name = "update_group, policies only", auth = KEY_AUTH, op = "userGroups.update",
+      args = { account = A, group = G, body = { policies = { POLICY_WITH_ID } } },
+      cfiam = function(c) return c:update_group(A, G, { policies = { POLICY_WITH_ID } }) end },
+    { name = "delete_group, force", auth = TOKEN_AUTH, op = "userGroups.delete",
+      args = { account = A, group = G },
+      cfiam = function(c)
+        local ok, err = c:delete_group(A, G, { force = true })
+        assert.is_true(ok, tostring(err))
+        return { deleted = ok }, err
+      end },
+    { name = "delete_group of a group with members", auth = TOKEN_AUTH, op = "userGroups.delete",
+      args = { account = A, group = G },
+      cfiam = function(c) return c:delete_group(A, G) end,
+      differs = "deliberate: without force cfiam reads the member count first"
+        .. " (per_page 1) and refuses a group that has members; the SDK deletes it",
+      check = function(s, ours, res, err)
+        assert.are.equal(1, #s)
+        assert.are.equal("DELETE", s[1].method)
+        assert.is_nil(res)
+        assert.are.equal("guard", err.kind)
+        assert.are.equal(1, #ours)
+        assert.are.equal("GET", ours[1].method)
       end },
   }
 

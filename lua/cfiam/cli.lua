@@ -5,6 +5,7 @@
 --   cfiam members remove  ACCOUNT GROUP ID|EMAIL...
 --   cfiam members sync    ACCOUNT GROUP [ID|EMAIL... | --file F | -] ...
 --   cfiam groups  list    ACCOUNT [--name N]
+--   cfiam groups  show | create | rename | delete ...   (see GROUPS_HELP)
 --
 -- Arguments are parsed by hand (no dependency). Exit status: 0 success,
 -- 1 API or network error, 2 usage error, invalid argument, refused guard
@@ -36,6 +37,10 @@ usage:
   cfiam members sync    ACCOUNT GROUP [ID|EMAIL... | --file F | -]
                         [--dry-run] [--allow-empty] [--max-removals N] [--yes] [--json]
   cfiam groups  list    ACCOUNT [--name N] [--json]
+  cfiam groups  show    ACCOUNT GROUP [--json]
+  cfiam groups  create  ACCOUNT NAME [--policies FILE.json] [--json]
+  cfiam groups  rename  ACCOUNT GROUP NEW_NAME [--json]
+  cfiam groups  delete  ACCOUNT GROUP [--force] [--yes] [--json]
   cfiam --help | cfiam members --help | cfiam groups --help
 
 ACCOUNT is the 32-character account id. GROUP is a 32-character user group
@@ -109,7 +114,30 @@ usage:
       The account's user groups, one per line: ID<TAB>NAME. --name N keeps
       the group named exactly N. --json: an array of the group objects.
 
-Exit status: 0 success, 1 API or network error, 2 usage error.
+  cfiam groups show ACCOUNT GROUP [--json]
+      The group: id, name, dates, member count and policies.
+      --json: {"group": {...as the API sent it}, "members": N}.
+
+  cfiam groups create ACCOUNT NAME [--policies FILE.json] [--json]
+      Creates a group, unless one is named NAME already (a conflict, exit
+      2). FILE.json holds a JSON array of policies, each {"access": "allow"
+      or "deny", "permission_groups": [{"id": ...}], "resource_groups":
+      [{"id": ...}]}. Prints ID<TAB>NAME. --json: the new group.
+
+  cfiam groups rename ACCOUNT GROUP NEW_NAME [--json]
+      Renames the group (its policies and members stay). NEW_NAME taken by
+      another group is a conflict (exit 2). --json: the group.
+
+  cfiam groups delete ACCOUNT GROUP [--force] [--yes] [--json]
+      Prints the group (name, member count, policies), then deletes it
+      after confirmation on a terminal; without a terminal only with
+      --yes. A group that has members is refused unless --force: deleting
+      it removes their access through it.
+      --json: {"group": {...}, "members": N, "deleted": true}.
+
+GROUP is a 32-character group id or an exact group name.
+Exit status: 0 success, 1 API or network error, 2 usage error, invalid
+argument, conflict, refused guard or a delete not confirmed.
 ]]
 
 ---------------------------------------------------------------------------
@@ -219,6 +247,10 @@ local OPTIONS = {
   ["members sync"] = { json = false, file = true, ["dry-run"] = false,
     ["allow-empty"] = false, ["max-removals"] = true, yes = false, replace = false },
   ["groups list"] = { json = false, name = true },
+  ["groups show"] = { json = false },
+  ["groups create"] = { json = false, policies = true },
+  ["groups rename"] = { json = false },
+  ["groups delete"] = { json = false, force = false, yes = false },
 }
 
 -- Splits argv (from index i) into positional arguments and options.
@@ -458,6 +490,131 @@ run["groups list"] = function(c, _, pos, opts, out)
   for _, g in ipairs(groups) do out[#out + 1] = format("%s\t%s", g.id, g.name) end
 end
 
+---------------------------------------------------------------------------
+-- groups show | create | rename | delete
+---------------------------------------------------------------------------
+
+-- GROUP as the library takes it: an id, or { name = } for anything else.
+local function group_ref(cfiam, s)
+  if cfiam.is_id(s) then return s end
+  return { name = s }
+end
+
+-- The ids of a policy's permission or resource groups, with names if any.
+local function policy_ids(list)
+  local out = {}
+  for i, x in ipairs(type(list) == "table" and list or {}) do
+    local id = type(x) == "table" and tostring(x.id) or "?"
+    out[i] = (type(x) == "table" and type(x.name) == "string")
+      and format("%s (%s)", id, x.name) or id
+  end
+  return #out > 0 and concat(out, ", ") or "none"
+end
+
+-- Text lines describing a group and its member count.
+local function describe_group(g, n, out)
+  out[#out + 1] = "id        " .. tostring(g.id)
+  out[#out + 1] = "name      " .. tostring(g.name)
+  if g.created_on then out[#out + 1] = "created   " .. tostring(g.created_on) end
+  if g.modified_on then out[#out + 1] = "modified  " .. tostring(g.modified_on) end
+  out[#out + 1] = "members   " .. tostring(n)
+  local pols = type(g.policies) == "table" and g.policies or {}
+  out[#out + 1] = "policies  " .. #pols
+  for _, p in ipairs(pols) do
+    out[#out + 1] = format("  %s  permission groups: %s; resource groups: %s",
+      tostring(p.access), policy_ids(p.permission_groups), policy_ids(p.resource_groups))
+  end
+end
+
+-- The group and its member count: g, n or nil, err.
+local function group_and_count(c, cfiam, account, ref)
+  local g, err = c:get_group(account, group_ref(cfiam, ref))
+  if not g then return nil, err end
+  local n
+  n, err = require("cfiam.groups")._member_count(c, account, g.id)
+  if not n then return nil, err end
+  return g, n
+end
+
+run["groups show"] = function(c, cfiam, pos, opts, out)
+  local e = need(pos, 2, "ACCOUNT GROUP")
+  if e then return nil, e end
+  if #pos > 2 then return nil, usage("too many arguments") end
+  local g, n = group_and_count(c, cfiam, pos[1], pos[2])
+  if not g then return nil, n end
+  if opts.json then return object({ group = object(g), members = n }) end
+  describe_group(g, n, out)
+end
+
+run["groups create"] = function(c, _, pos, opts, out)
+  local e = need(pos, 2, "ACCOUNT NAME")
+  if e then return nil, e end
+  if #pos > 2 then return nil, usage("too many arguments (quote a NAME with spaces)") end
+  local spec = { name = pos[2] }
+  if opts.policies then
+    local f, ferr = io.open(opts.policies, "rb")
+    if not f then return nil, usage("cannot read --policies: " .. tostring(ferr)) end
+    local text = f:read("*a") or ""
+    f:close()
+    local ok, pols = pcall(require("cjson").new().decode, text)
+    if not ok or type(pols) ~= "table" then
+      return nil, usage("--policies: " .. opts.policies .. " is not a JSON array of policies")
+    end
+    spec.policies = pols
+  end
+  local g, err = c:create_group(pos[1], spec)
+  if not g then return nil, err end
+  if opts.json then return object(g) end
+  out[#out + 1] = format("%s\t%s", tostring(g.id), tostring(g.name))
+end
+
+run["groups rename"] = function(c, cfiam, pos, opts, out)
+  local e = need(pos, 3, "ACCOUNT GROUP NEW_NAME")
+  if e then return nil, e end
+  if #pos > 3 then return nil, usage("too many arguments (quote a NEW_NAME with spaces)") end
+  local g, err = c:update_group(pos[1], group_ref(cfiam, pos[2]), { name = pos[3] })
+  if not g then return nil, err end
+  if opts.json then return object(g) end
+  out[#out + 1] = format("%s\t%s", tostring(g.id), tostring(g.name))
+end
+
+run["groups delete"] = function(c, cfiam, pos, opts, out, io_)
+  local e = need(pos, 2, "ACCOUNT GROUP")
+  if e then return nil, e end
+  if #pos > 2 then return nil, usage("too many arguments") end
+  local account = pos[1]
+  local g, n = group_and_count(c, cfiam, account, pos[2])
+  if not g then return nil, n end
+  describe_group(g, n, out)
+  local doc = object({ group = object(g), members = n, deleted = false })
+  if n > 0 and not opts.force then
+    return nil, require("cfiam.args").err("guard", format("group %s has %d member%s; "
+      .. "deleting it removes their access through it; pass --force to mean that",
+      g.id, n, n == 1 and "" or "s"), { members = n })
+  end
+  if not opts.yes then
+    if not is_tty() then
+      return nil, setmetatable({ kind = "refused", message =
+        "not deleted: standard input is not a terminal to confirm on; pass --yes" }, Usage)
+    end
+    _M.flush(out, opts, io_)
+    io_.stderr:write(format("Delete group %s (%s)? [y/N] ", tostring(g.name), g.id))
+    io_.stderr:flush()
+    local answer = io_.stdin:read("*l") or ""
+    if not answer:lower():match("^%s*y") then
+      return nil, setmetatable({ kind = "refused", message = "not confirmed: nothing deleted" },
+        Usage)
+    end
+  end
+  -- Without --force the library counts again: members added meanwhile
+  -- still stop the delete.
+  local ok, err = c:delete_group(account, g.id, { force = opts.force and true or nil })
+  if not ok then return nil, err end
+  out[#out + 1] = "deleted group " .. g.id
+  doc.deleted = true
+  return doc
+end
+
 -- Writes the text lines gathered so far (not in --json mode).
 function _M.flush(out, opts, io_)
   if not opts.json and #out > 0 then
@@ -521,7 +678,8 @@ function _M.main(argv, io_)
   end
   if err then
     local status = 1
-    if getmetatable(err) == Usage or err.kind == "invalid_argument" or err.kind == "guard" then
+    if getmetatable(err) == Usage or err.kind == "invalid_argument" or err.kind == "guard"
+        or err.kind == "conflict" then
       status = 2
     end
     _M.flush(out, opts, io_)

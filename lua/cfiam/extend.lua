@@ -7,6 +7,8 @@
 -- module-level functions on the default client (cfiam.list_members(...)).
 -- Helpers call client:request(...) by method lookup, so the transport
 -- chosen by cfiam.transport (libcurl or nginx cosockets) applies to them.
+-- A helper function whose name starts with "_" is internal (shared between
+-- helpers) and is not attached.
 local _VERSION = "0.1.0"
 
 local pairs, error, tostring = pairs, error, tostring
@@ -24,8 +26,10 @@ return function(M)
       if methods[fname] ~= nil then
         error("cfiam: helper " .. name .. "." .. fname .. " would replace a method", 2)
       end
-      methods[fname] = f
-      M[fname] = function(...) return f(M.default_client(), ...) end
+      if fname:sub(1, 1) ~= "_" then -- "_name": internal, not a method
+        methods[fname] = f
+        M[fname] = function(...) return f(M.default_client(), ...) end
+      end
     end
   end
   require("cfiam.transport").install(M, methods)

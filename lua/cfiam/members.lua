@@ -23,6 +23,7 @@ local concat = table.concat
 local A = require("cfiam.args")
 local P = require("cfiam.pager")
 local I = require("cfiam.ids")
+local G = require("cfiam.groups")
 local err_ = A.err
 
 local _M = {}
@@ -56,9 +57,9 @@ local function member_pager(client, account, group, opts)
     what = "the members of group " .. group }
 end
 
-local function check_ids_args(account, group, fname)
+-- `group` (an id or { name = }) is checked and resolved by G._group_id.
+local function check_ids_args(account, group, fname) -- luacheck: ignore group
   A.check_string(account, "account", fname)
-  A.check_string(group, "group", fname)
 end
 
 --- Lists every member of a group, across all pages.
@@ -71,6 +72,9 @@ end
 function _M.list_members(client, account, group, opts)
   check_ids_args(account, group, "list_members")
   opts = A.check_opts(opts, LIST_OPTS, "list_members")
+  local gerr
+  group, gerr = G._group_id(client, account, group, "list_members")
+  if not group then return nil, gerr end
   local p, err = member_pager(client, account, group, opts)
   if not p then return nil, err end
   return P.collect(p)
@@ -83,7 +87,9 @@ end
 function _M.each_member(client, account, group, opts)
   check_ids_args(account, group, "each_member")
   opts = A.check_opts(opts, LIST_OPTS, "each_member")
-  local p, failure = member_pager(client, account, group, opts)
+  local p, failure
+  group, failure = G._group_id(client, account, group, "each_member")
+  if group then p, failure = member_pager(client, account, group, opts) end
   local items, i = nil, 0
   return function()
     if failure then
@@ -113,6 +119,9 @@ end
 -- @return the API's member list (array of { id, email, status }), or nil, err.
 function _M.add_members(client, account, group, ids)
   check_ids_args(account, group, "add_members")
+  local gerr
+  group, gerr = G._group_id(client, account, group, "add_members")
+  if not group then return nil, gerr end
   local path, err = client:_members_path(account, group)
   if not path then return nil, err end
   local list
@@ -162,6 +171,9 @@ end
 --   A 404 to a retried DELETE counts as removed (see delete_each).
 function _M.remove_members(client, account, group, ids)
   check_ids_args(account, group, "remove_members")
+  local gerr
+  group, gerr = G._group_id(client, account, group, "remove_members")
+  if not group then return nil, gerr end
   local path, err = client:_members_path(account, group)
   if not path then return nil, err end
   local list
@@ -238,6 +250,9 @@ end
 function _M.plan_members(client, account, group, desired, opts)
   check_ids_args(account, group, "plan_members")
   opts = A.check_opts(opts, PLAN_OPTS, "plan_members")
+  local gerr
+  group, gerr = G._group_id(client, account, group, "plan_members")
+  if not group then return nil, gerr end
   return make_plan(client, account, group, desired, opts, "plan_members")
 end
 
@@ -424,6 +439,8 @@ function _M.sync_members(client, account, group, desired, opts)
   opts = A.check_opts(opts, SYNC_OPTS, "sync_members")
   local max_removals, err = check_write_opts(opts)
   if not max_removals then return nil, err end
+  group, err = G._group_id(client, account, group, "sync_members")
+  if not group then return nil, err end
   local plan_opts = { per_page = opts.per_page, max_pages = opts.max_pages }
   local plan
   plan, err = make_plan(client, account, group, desired, plan_opts, "sync_members")
@@ -447,6 +464,8 @@ function _M.apply_plan(client, account, group, plan, opts)
   if not max_removals then return nil, err end
   err = A.check_paging(opts, P.GROUP_PAGE)
   if err then return nil, err end
+  group, err = G._group_id(client, account, group, "apply_plan")
+  if not group then return nil, err end
   return apply(client, account, group, checked, opts, max_removals)
 end
 

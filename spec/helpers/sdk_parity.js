@@ -57,7 +57,26 @@ async function collect(pager) {
 // lua-cjson encodes an empty Lua table as {}: read it as the empty list.
 const list = (x) => (Array.isArray(x) ? x : Object.values(x || {}));
 
+// The same JSON value with every object's keys in sorted order: cfiam
+// writes bodies with sorted keys, JSON.stringify in insertion order, so the
+// SDK is given its input spelled in that order (the same input).
+function sorted(x) {
+  if (Array.isArray(x)) return x.map(sorted);
+  if (x === null || typeof x !== 'object') return x;
+  const out = {};
+  for (const k of Object.keys(x).sort()) out[k] = sorted(x[k]);
+  return out;
+}
+
 const OPS = {
+  'userGroups.get': (cf, a) => cf.iam.userGroups.get(a.group, { account_id: a.account })
+    .then((g) => [g.id]),
+  'userGroups.create': (cf, a) => cf.iam.userGroups.create(
+    Object.assign({ account_id: a.account }, sorted(a.body))).then((g) => [g.id]),
+  'userGroups.update': (cf, a) => cf.iam.userGroups.update(a.group,
+    Object.assign({ account_id: a.account }, sorted(a.body))).then((g) => [g.id]),
+  'userGroups.delete': (cf, a) => cf.iam.userGroups.delete(a.group, { account_id: a.account })
+    .then((r) => [r.id]),
   'members.update': (cf, a) => cf.iam.userGroups.members.update(a.group,
     { account_id: a.account, members: list(a.ids).map((id) => ({ id })) }).then((page) =>
     page.getPaginatedItems().map((m) => m.id)),
