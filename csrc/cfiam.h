@@ -36,6 +36,13 @@
 #define CFIAM_EXPORT __attribute__((visibility("default")))
 #endif
 
+/* Everything below is internal to cfiam.so: hidden here, so that every
+ * build (the Makefile's, LuaRocks', a distribution's) exports
+ * luaopen_cfiam alone, whatever its compiler flags. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 /* ---- buf.c ------------------------------------------------------------ */
 
 typedef struct cfiam_buf {
@@ -217,5 +224,9 @@ int cfiam_response_outcome(lua_State *L, cfiam_client *c,
 /* The same for a failure before any response (kind from the transport). */
 void cfiam_transport_outcome(lua_State *L, cfiam_client *c, cfiam_kind kind,
                              const char *message, int attempt, double *wait);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif

@@ -22,7 +22,7 @@ dependencies = {
   "lua-cjson",
 }
 external_dependencies = {
-  CURL = { header = "curl/curl.h" },
+  CURL = { library = "curl" },
 }
 build = {
   type = "builtin",
