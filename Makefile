@@ -81,16 +81,22 @@ fuzz: deps
 lint:
 	luacheck lua spec examples emulator bin
 
+# The command gets the #! line for $(LUA) and, as LuaRocks' wrappers do, the
+# paths of the tree it is installed into (without DESTDIR), searched first:
+# it runs with no LUA_PATH / LUA_CPATH and never loads another version.
 install: all
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LUADIR)/cfiam $(DESTDIR)$(BINDIR)
-	install -m 0755 $(BUILD)/cfiam.so $(DESTDIR)$(LIBDIR)/cfiam.so
-	install -m 0644 $(LUA_FILES) $(DESTDIR)$(LUADIR)/cfiam/
-	sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/cfiam > $(DESTDIR)$(BINDIR)/cfiam
-	chmod 0755 $(DESTDIR)$(BINDIR)/cfiam
+	install -d "$(DESTDIR)$(LIBDIR)" "$(DESTDIR)$(LUADIR)/cfiam" "$(DESTDIR)$(BINDIR)"
+	install -m 0755 $(BUILD)/cfiam.so "$(DESTDIR)$(LIBDIR)/cfiam.so"
+	install -m 0644 $(LUA_FILES) "$(DESTDIR)$(LUADIR)/cfiam/"
+	{ echo '#!/usr/bin/env $(LUA)'; \
+	  echo 'package.path = [==[$(LUADIR)/?.lua;]==] .. package.path'; \
+	  echo 'package.cpath = [==[$(LIBDIR)/?.so;]==] .. package.cpath'; \
+	  sed 1d bin/cfiam; } > "$(DESTDIR)$(BINDIR)/cfiam"
+	chmod 0755 "$(DESTDIR)$(BINDIR)/cfiam"
 
 uninstall:
-	rm -f $(DESTDIR)$(LIBDIR)/cfiam.so $(DESTDIR)$(BINDIR)/cfiam
-	rm -rf $(DESTDIR)$(LUADIR)/cfiam
+	rm -f "$(DESTDIR)$(LIBDIR)/cfiam.so" "$(DESTDIR)$(BINDIR)/cfiam"
+	rm -rf "$(DESTDIR)$(LUADIR)/cfiam"
 
 clean:
 	rm -rf build .tmp

@@ -56,15 +56,16 @@ describe("installation", function()
   end)
   before_each(function() emu:reset(demo) end)
 
+  -- the interpreter the suite runs under: luajit, lua5.1 ... lua5.4 (an
+  -- instrumented interpreter's path under make test-asan is Lua 5.4)
+  local jit = core.LUA == "luajit"
+  local v = jit and "5.1" or core.LUA:match("^lua(5%.%d)$") or "5.4"
+  local lua = jit and "luajit" or "lua" .. v
+  local vars = jit and "LUA_VERSION=5.1 LUA_INCDIR=/usr/include/luajit-2.1 BUILD=build/luajit LUA=luajit"
+                    or "LUA_VERSION=" .. v
+
   it("make install puts module, Lua files and command under DESTDIR/PREFIX, and they work", function()
     local dest = dir .. "/destdir"
-    -- the interpreter the suite runs under: luajit, lua5.1 ... lua5.4 (an
-    -- instrumented interpreter's path under make test-asan is Lua 5.4)
-    local jit = core.LUA == "luajit"
-    local v = jit and "5.1" or core.LUA:match("^lua(5%.%d)$") or "5.4"
-    local lua = jit and "luajit" or "lua" .. v
-    local vars = jit and "LUA_VERSION=5.1 LUA_INCDIR=/usr/include/luajit-2.1 BUILD=build/luajit LUA=luajit"
-                      or "LUA_VERSION=" .. v
     local ok, out = sh(("make -s install %s PREFIX=/usr DESTDIR=%s"):format(vars, shq(dest)))
     assert.is_true(ok, out)
     local libdir, luadir = dest .. "/usr/lib/lua/" .. v, dest .. "/usr/share/lua/" .. v
@@ -79,6 +80,19 @@ describe("installation", function()
     local ran, res = call_installed(core.LUA, libdir, luadir, emu)
     assert.is_true(ran, res)
     assert.matches("OK 1 bob@example.com", res, 1, true)
+  end)
+
+  it("the command make install installs finds its own tree, with no LUA_PATH or LUA_CPATH", function()
+    -- a prefix with a space: the paths written into the command are quoted
+    local prefix = dir .. "/my prefix"
+    local ok, out = sh(("make -s install %s PREFIX=%s"):format(vars, shq(prefix)))
+    assert.is_true(ok, out)
+    local cmd_ok, cmd_out = sh(table.concat({ "cd /tmp && env -i PATH=/usr/bin:/bin",
+      "CLOUDFLARE_API_TOKEN=demo-token", "CLOUDFLARE_BASE_URL=" .. shq(emu.base_url),
+      shq(prefix .. "/bin/cfiam"), "members list 0123456789abcdef0123456789abcdef",
+      "e0000000000000000000000000000001" }, " "))
+    assert.is_true(cmd_ok, cmd_out)
+    assert.matches("bob@example.com", cmd_out, 1, true)
   end)
 
   it("luarocks make installs a working module and command with no network", function()
