@@ -19,6 +19,16 @@ static int module_error(lua_State *L) {
     return 1;
 }
 
+/* package.loaded.cfiam = the value at `idx` (a negative index). */
+static void set_loaded(lua_State *L, int idx) {
+    lua_pushvalue(L, idx);
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "loaded");
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "cfiam");
+    lua_pop(L, 3);
+}
+
 CFIAM_EXPORT int luaopen_cfiam(lua_State *L) {
     static int curl_ready = 0;
     static const luaL_Reg funcs[] = {
@@ -46,15 +56,18 @@ CFIAM_EXPORT int luaopen_cfiam(lua_State *L) {
 
     /* package.loaded.cfiam = M first, so that the Lua part can require
      * "cfiam" without a loop; then require("cfiam.extend")(M). */
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "loaded");
-    lua_pushvalue(L, -3);
-    lua_setfield(L, -2, "cfiam");
-    lua_pop(L, 2);
+    set_loaded(L, -1);
     lua_getglobal(L, "require");
     lua_pushliteral(L, "cfiam.extend");
-    lua_call(L, 1, 1);
-    lua_pushvalue(L, -2);
-    lua_call(L, 1, 0);
-    return 1;
+    if (lua_pcall(L, 1, 1, 0) == 0) {
+        lua_pushvalue(L, -2);
+        if (lua_pcall(L, 1, 0, 0) == 0)
+            return 1;
+    }
+    /* Missing Lua files or another version: no half-built module stays
+     * behind for the next require to return. */
+    lua_pushnil(L);
+    set_loaded(L, -1);
+    lua_pop(L, 1);
+    return lua_error(L);
 }

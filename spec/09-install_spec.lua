@@ -130,3 +130,53 @@ describe("installation", function()
     assert.matches("bob@example.com", cmd_out, 1, true)
   end)
 end)
+
+describe("loading", function()
+  local dir
+  local root = io.popen("pwd"):read("*l")
+  setup(function() dir = tmpdir() end)
+  teardown(function() if dir then os.execute("rm -rf " .. shq(dir)) end end)
+
+  -- Requires cfiam twice with the Lua half from `luadir`; prints what each
+  -- attempt gave and what package.loaded holds afterwards.
+  local function require_twice(luadir)
+    local code = [[
+      local ok1, e1 = pcall(require, "cfiam")
+      local ok2, e2 = pcall(require, "cfiam")
+      print("first", ok1, (tostring(e1):gsub("\n.*", "")))
+      print("second", ok2, (tostring(e2):gsub("\n.*", "")))
+      print("loaded", type(package.loaded.cfiam))
+    ]]
+    return sh(table.concat({ "cd /tmp && env -i PATH=/usr/bin:/bin",
+      "LUA_PATH=" .. shq(luadir .. "/?.lua"),
+      "LUA_CPATH=" .. shq(root .. "/" .. core.BUILD .. "/?.so"),
+      core.LUA, "-e", shq(code) }, " "))
+  end
+
+  it("a failed first require (Lua files missing) leaves no half-built module", function()
+    local _, out = require_twice(dir .. "/nothing")
+    assert.matches("first\tfalse\t[^\n]*cfiam.extend", out)
+    -- the second attempt fails the same way instead of returning the C table
+    assert.matches("second\tfalse\t[^\n]*cfiam.extend", out)
+    assert.matches("loaded\tnil", out, 1, true)
+  end)
+
+  it("a version mismatch between the halves fails every require", function()
+    local luadir = dir .. "/other"
+    assert(sh(("mkdir -p %s && cp -r %s %s"):format(shq(luadir),
+      shq(root .. "/lua/cfiam"), shq(luadir .. "/"))))
+    assert(sh(("sed -i 's/^local _VERSION = .*/local _VERSION = \"9.9.9\"/' %s")
+      :format(shq(luadir .. "/cfiam/extend.lua"))))
+    local _, out = require_twice(luadir)
+    assert.matches("first\tfalse\t[^\n]*the Lua files are 9.9.9", out)
+    assert.matches("second\tfalse\t[^\n]*the Lua files are 9.9.9", out)
+    assert.matches("loaded\tnil", out, 1, true)
+  end)
+
+  it("a require that succeeds leaves the whole module", function()
+    local _, out = require_twice(root .. "/lua")
+    assert.matches("first\ttrue", out, 1, true)
+    assert.matches("second\ttrue", out, 1, true)
+    assert.matches("loaded\ttable", out, 1, true)
+  end)
+end)
