@@ -5,7 +5,8 @@
  *   client:update_members(account, group, ids [, opts]) -> members | nil, err
  *
  * opts of request: query (table), ids (array of ids: a members body),
- * allow_empty, json (a pre-encoded body string), decode ("members").
+ * allow_empty, json (a pre-encoded body string), decode ("members"); as
+ * in the Lua helpers, other names and wrong Lua types raise.
  * Steps: validate (nothing is sent on a bad argument), build the URL and
  * the body into client-owned buffers, then attempt/decide/wait up to
  * max_retries times. The cosocket transport (lua/cfiam/cosocket.lua) uses
@@ -201,15 +202,62 @@ static const char *push_query(lua_State *L, int q) {
 
 /* ---- preparing a request ------------------------------------------------ */
 
+typedef struct opt_spec {
+    const char *name;
+    int type; /* LUA_TSTRING, ... */
+} opt_spec;
+
+static const opt_spec request_opts[] = {
+    {"query", LUA_TTABLE}, {"ids", LUA_TTABLE}, {"allow_empty", LUA_TBOOLEAN},
+    {"json", LUA_TSTRING}, {"decode", LUA_TSTRING}, {NULL, 0}};
+static const opt_spec update_opts[] = {{"allow_empty", LUA_TBOOLEAN},
+                                       {NULL, 0}};
+
+/* Raises "bad argument to 'fname' (why)", worded as the Lua helpers. */
+static int bad_opt(lua_State *L, const char *fname, const char *why) {
+    return luaL_error(L, "bad argument to '%s' (%s)", fname, why);
+}
+
+/* Raises on an unknown option name or a wrong Lua type in the options
+ * table at `opts` (a programmer error, as in the Lua helpers). */
+static void check_opts(lua_State *L, int opts, const opt_spec *spec,
+                       const char *fname) {
+    lua_pushnil(L);
+    while (lua_next(L, opts)) {
+        const char *name;
+        size_t len;
+        int i;
+        if (lua_type(L, -2) != LUA_TSTRING)
+            bad_opt(L, fname, "option names must be strings");
+        name = lua_tolstring(L, -2, &len);
+        for (i = 0; spec[i].name; i++)
+            if (strcmp(spec[i].name, name) == 0)
+                break;
+        if (spec[i].name == NULL) {
+            char q[64];
+            cfiam_quote(q, sizeof(q), name, len);
+            bad_opt(L, fname, lua_pushfstring(L, "unknown option %s", q));
+        }
+        if (lua_type(L, -1) != spec[i].type)
+            bad_opt(L, fname, lua_pushfstring(
+                L, "option '%s' must be a %s, got %s", spec[i].name,
+                lua_typename(L, spec[i].type), luaL_typename(L, -1)));
+        lua_pop(L, 1);
+    }
+}
+
 /* Validates method, path and opts, fills rq and c->body, and pushes the
  * path-and-query ("target"). Returns 0, or pushes nil, err and returns 2.
  * Stack: 1 client, 2 method, 3 path, 4 opts (or nil). */
 static int prepare(lua_State *L, cfiam_client *c, cfiam_request *rq) {
     size_t plen;
-    const char *method = luaL_checkstring(L, 2);
-    const char *path = luaL_checklstring(L, 3, &plen);
-    int i, opts = 4;
+    const char *method, *path;
+    int i, opts = 4, has_ids, has_json;
     char q[64];
+    luaL_checktype(L, 2, LUA_TSTRING);
+    luaL_checktype(L, 3, LUA_TSTRING); /* a number is not a path */
+    method = lua_tostring(L, 2);
+    path = lua_tolstring(L, 3, &plen);
     for (i = 0; methods[i]; i++)
         if (strcmp(methods[i], method) == 0)
             break;
@@ -221,10 +269,24 @@ static int prepare(lua_State *L, cfiam_client *c, cfiam_request *rq) {
         lua_settop(L, 3);
         lua_newtable(L);
     }
+    check_opts(L, opts, request_opts, "request");
     rq->method = methods[i];
     rq->has_body = 0;
     rq->decode = CFIAM_DECODE_RAW;
     rq->want_meta = 1;
+    lua_getfield(L, opts, "decode");
+    if (!lua_isnil(L, -1)) {
+        if (strcmp(lua_tostring(L, -1), "members") != 0)
+            bad_opt(L, "request", "option 'decode' must be \"members\"");
+        rq->decode = CFIAM_DECODE_MEMBERS;
+    }
+    lua_getfield(L, opts, "ids");
+    lua_getfield(L, opts, "json");
+    has_ids = !lua_isnil(L, -2);
+    has_json = !lua_isnil(L, -1);
+    lua_pop(L, 3);
+    if (has_ids && has_json)
+        bad_opt(L, "request", "ids and json cannot both be given");
     if (c->config_error)
         return cfiam_invalid(L, c->secrets, "%s", c->config_error);
     if (!cfiam_is_path(path, plen)) {
@@ -232,10 +294,10 @@ static int prepare(lua_State *L, cfiam_client *c, cfiam_request *rq) {
         return cfiam_invalid(L, c->secrets, "path: expected '/' and URL path characters, "
                                 "got %s", q);
     }
-    lua_getfield(L, opts, "decode");
-    if (lua_isstring(L, -1) && strcmp(lua_tostring(L, -1), "members") == 0)
-        rq->decode = CFIAM_DECODE_MEMBERS;
-    lua_pop(L, 1);
+    if ((has_ids || has_json) &&
+        (strcmp(rq->method, "GET") == 0 || strcmp(rq->method, "DELETE") == 0))
+        return cfiam_invalid(L, c->secrets, "%s takes no body (ids or json)",
+                             rq->method);
     lua_getfield(L, opts, "ids");
     if (!lua_isnil(L, -1)) {
         int r;
@@ -250,7 +312,7 @@ static int prepare(lua_State *L, cfiam_client *c, cfiam_request *rq) {
         lua_getfield(L, opts, "json");
         if (!lua_isnil(L, -1)) {
             size_t jl;
-            const char *j = luaL_checklstring(L, -1, &jl);
+            const char *j = lua_tolstring(L, -1, &jl);
             c->body.len = 0;
             if (!cfiam_buf_append(&c->body, j, jl))
                 return luaL_error(L, "cfiam: out of memory");
@@ -277,9 +339,12 @@ static int prepare(lua_State *L, cfiam_client *c, cfiam_request *rq) {
 /* "/accounts/A/iam/user_groups/G/members", after checking both ids. */
 static int push_members_path(lua_State *L, cfiam_client *c, int a, int g) {
     size_t al, gl;
-    const char *acc = luaL_checklstring(L, a, &al);
-    const char *grp = luaL_checklstring(L, g, &gl);
+    const char *acc, *grp;
     char q[64];
+    luaL_checktype(L, a, LUA_TSTRING); /* numbers are not ids: they raise */
+    luaL_checktype(L, g, LUA_TSTRING);
+    acc = lua_tolstring(L, a, &al);
+    grp = lua_tolstring(L, g, &gl);
     if (!cfiam_is_id(acc, al)) {
         cfiam_quote_arg(q, sizeof(q), acc, al, c->secrets);
         return cfiam_invalid(L, c->secrets, "account: expected a 32-character hexadecimal"
@@ -374,9 +439,12 @@ static int client_update_members(lua_State *L) {
     cfiam_request rq;
     int r, allow_empty = 0;
     lua_settop(L, 5);
+    luaL_checktype(L, 2, LUA_TSTRING);
+    luaL_checktype(L, 3, LUA_TSTRING);
     luaL_checktype(L, 4, LUA_TTABLE);
     if (!lua_isnil(L, 5)) {
         luaL_checktype(L, 5, LUA_TTABLE);
+        check_opts(L, 5, update_opts, "update_members");
         lua_getfield(L, 5, "allow_empty");
         allow_empty = is_true(L, -1);
         lua_pop(L, 1);

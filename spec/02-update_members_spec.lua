@@ -199,6 +199,12 @@ describe("update_members", function()
         function() client:update_members(A, {}, { m(1) }) end,
         function() client:update_members(A, G, { m(1) }, "allow_empty") end,
         function() client.update_members({}, A, G, { m(1) }) end,
+        -- numbers are not read as strings: one rule with the helpers
+        function() client:update_members(123, G, { m(1) }) end,
+        function() client:update_members(A, 123, { m(1) }) end,
+        -- unknown option names and wrong option types
+        function() client:update_members(A, G, { m(1) }, { allow_emtpy = true }) end,
+        function() client:update_members(A, G, { m(1) }, { allow_empty = 1 }) end,
       }
       for i, f in ipairs(cases) do
         assert.is_false((pcall(f)), "case " .. i)

@@ -314,6 +314,44 @@ describe("client:request", function()
       assert.same({}, emu:requests())
     end)
 
+    it("unknown option names and wrong option types raise, as in the helpers", function()
+      local cases = {
+        { { idz = { m(1) } }, "unknown option \"idz\"" },
+        { { decode = "member" }, "option 'decode' must be \"members\"" },
+        { { decode = true }, "option 'decode' must be a string, got boolean" },
+        { { query = "page=1" }, "option 'query' must be a table, got string" },
+        { { ids = m(1) }, "option 'ids' must be a table, got string" },
+        { { ids = { m(1) }, allow_empty = "true" }, "option 'allow_empty' must be a boolean, got string" },
+        { { json = 5 }, "option 'json' must be a string, got number" },
+        { { [1] = "x" }, "option names must be strings" },
+        { { ids = { m(1) }, json = "[]" }, "ids and json cannot both be given" },
+      }
+      for i, c in ipairs(cases) do
+        local ok, msg = pcall(client.request, client, "PUT", MEMBERS_PATH, c[1])
+        assert.is_false(ok, "case " .. i)
+        assert.matches(c[2], msg, 1, true)
+        assert.matches("'request'", msg, 1, true)
+      end
+      assert.same({}, emu:requests())
+    end)
+
+    it("a number where the path goes raises instead of being read as a string", function()
+      assert.has_error(function() client:request("GET", 123) end)
+      assert.same({}, emu:requests())
+    end)
+
+    it("a body on GET or DELETE is invalid_argument, nothing sent", function()
+      for _, meth in ipairs({ "GET", "DELETE" }) do
+        for _, opts in ipairs({ { ids = { m(1) } }, { json = "{}" } }) do
+          local r, err = client:request(meth, MEMBERS_PATH, opts)
+          assert.is_nil(r)
+          assert.equals("invalid_argument", err.kind)
+          assert.equals(meth .. " takes no body (ids or json)", err.message)
+        end
+      end
+      assert.same({}, emu:requests())
+    end)
+
     it("every method is accepted: GET, POST, PUT, PATCH, DELETE reach the server", function()
       for _, meth in ipairs({ "GET", "POST", "PUT", "PATCH", "DELETE" }) do
         client:request(meth, "/accounts/" .. A .. "/no_such_route")
