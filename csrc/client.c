@@ -316,6 +316,26 @@ cfiam_client *cfiam_check_client(lua_State *L, int idx) {
     return c;
 }
 
+/* Without ca_file and ca_path, the CA bundle curl users name in the
+ * environment: CURL_CA_BUNDLE, else SSL_CERT_FILE (a private CA). */
+static void ca_from_env(lua_State *L, int cfg) {
+    const char *e;
+    int given;
+    lua_getfield(L, cfg, "ca_file");
+    lua_getfield(L, cfg, "ca_path");
+    given = !lua_isnil(L, -1) || !lua_isnil(L, -2);
+    lua_pop(L, 2);
+    if (given)
+        return;
+    e = getenv("CURL_CA_BUNDLE");
+    if (e == NULL || *e == '\0')
+        e = getenv("SSL_CERT_FILE");
+    if (e == NULL || *e == '\0')
+        return;
+    lua_pushstring(L, e);
+    lua_setfield(L, cfg, "ca_file");
+}
+
 /* cfiam.new([opts]) -> client. */
 int cfiam_client_new(lua_State *L) {
     cfiam_client *c;
@@ -364,6 +384,7 @@ int cfiam_client_new(lua_State *L) {
                 config_fail(L, c, cfg, "%s %s", paths[i], "contains a NUL byte");
         }
     }
+    ca_from_env(L, cfg);
     resolve_auth(L, c, opts, cfg);
     resolve_base_url(L, c, opts, cfg);
     build_headers(L, c, opts, cfg);

@@ -190,3 +190,73 @@ describe("TLS", function()
     c:close()
   end)
 end)
+
+-- A private CA from the environment, as curl users expect: CURL_CA_BUNDLE,
+-- else SSL_CERT_FILE, when the client is given neither ca_file nor ca_path.
+describe("TLS: the CA bundle from the environment", function()
+  local emu
+
+  setup(function()
+    emu = emulator.start({ tls = true, seed = core.seed() })
+  end)
+  teardown(function()
+    if emu then emu:stop() end
+  end)
+  before_each(function() emu:reset(core.seed()) end)
+
+  local function env_with(extra)
+    local env = { CLOUDFLARE_API_TOKEN = core.TOKEN, CLOUDFLARE_BASE_URL = emu.tls_base_url }
+    for k, v in pairs(extra) do env[k] = v end
+    return env
+  end
+
+  -- a library call from a child with exactly `extra` in its environment
+  local function list_in_child(extra, opts)
+    local out = core.child(env_with(extra), core.CHILD_REPORT .. ([[
+      local c = cfiam.new(%s)
+      report(c:request("GET", %q))
+    ]]):format(opts or "{}", core.MEMBERS_PATH))
+    return out
+  end
+
+  it("without one, the test CA is unknown: kind tls", function()
+    local out = list_in_child({})
+    assert.matches("^err tls ", out)
+  end)
+
+  it("CURL_CA_BUNDLE, else SSL_CERT_FILE, is the client's ca_file", function()
+    assert.matches("^ok 3\n", list_in_child({ CURL_CA_BUNDLE = emu.ca_file }))
+    assert.matches("^ok 3\n", list_in_child({ SSL_CERT_FILE = emu.ca_file }))
+    -- CURL_CA_BUNDLE wins, as in curl; an empty one counts as unset
+    assert.matches("^err tls ", list_in_child({ CURL_CA_BUNDLE = emu.other_ca_file,
+                                               SSL_CERT_FILE = emu.ca_file }))
+    assert.matches("^ok 3\n", list_in_child({ CURL_CA_BUNDLE = "", SSL_CERT_FILE = emu.ca_file }))
+  end)
+
+  it("the client's own ca_file or ca_path wins over the environment", function()
+    assert.matches("^err tls ", list_in_child({ CURL_CA_BUNDLE = emu.ca_file },
+      ("{ ca_file = %q }"):format(emu.other_ca_file)))
+    assert.matches("^ok 3\n", list_in_child({ CURL_CA_BUNDLE = emu.other_ca_file },
+      ("{ ca_file = %q }"):format(emu.ca_file)))
+  end)
+
+  it("the cfiam command trusts the CA named by CURL_CA_BUNDLE or SSL_CERT_FILE", function()
+    for _, name in ipairs({ "CURL_CA_BUNDLE", "SSL_CERT_FILE", false }) do
+      local parts = { "env -i PATH=/usr/bin:/bin",
+        "LUA_PATH=" .. core.shquote("./lua/?.lua;;"),
+        "LUA_CPATH=" .. core.shquote("./" .. core.BUILD .. "/?.so;;"),
+        "CLOUDFLARE_API_TOKEN=" .. core.TOKEN,
+        "CLOUDFLARE_BASE_URL=" .. core.shquote(emu.tls_base_url) }
+      if name then parts[#parts + 1] = name .. "=" .. core.shquote(emu.ca_file) end
+      parts[#parts + 1] = core.LUA .. " bin/cfiam members list " .. A .. " " .. G .. " 2>&1"
+      local p = io.popen(table.concat(parts, " "))
+      local out = p:read("*a")
+      p:close()
+      if name then
+        assert.matches(m(1), out, 1, true)
+      else
+        assert.matches("cfiam tls: ", out, 1, true)
+      end
+    end
+  end)
+end)
