@@ -1,7 +1,7 @@
 --- bench/report.lua: turns bench/out/results.tsv into bench/RESULTS.md.
 -- usage: lua5.4 bench/report.lua RESULTS.tsv MACHINE.txt > bench/RESULTS.md
--- Medians over the rounds; ratios to the floor's median; the targets of
--- issue 6 checked (they are reported here, never asserted in tests).
+-- Medians over the rounds; ratios to the floor's median; the performance
+-- targets (below) checked (they are reported here, never asserted in tests).
 -- bench/analysis.md (hand-written: profiles and causes) is appended.
 local results_file, machine_file = arg[1], arg[2]
 local format, concat, sort = string.format, table.concat, table.sort
@@ -118,7 +118,7 @@ for _, n in ipairs(names) do
   end
 end
 p("")
-p("## Targets (issue 6)")
+p("## Targets")
 p("")
 p("| target | measured | met |")
 p("|---|---|---|")

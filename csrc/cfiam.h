@@ -14,7 +14,7 @@
  *   idset.c          a set of ids for paged listings (repeats across pages)
  *   buf.c            a growable byte buffer
  *
- * Memory rule (see STYLE.md §4): everything malloc'd belongs to a client
+ * Memory rule: everything malloc'd belongs to a client
  * userdata (freed by close/__gc) or is freed before any Lua call that can
  * raise. libcurl callbacks never call the Lua API.
  */
@@ -105,7 +105,6 @@ typedef enum {
     CFIAM_E_TIMEOUT, CFIAM_E_NETWORK, CFIAM_E_TLS, CFIAM_E_INVALID_RESPONSE
 } cfiam_kind;
 
-const char *cfiam_kind_name(cfiam_kind k);
 void cfiam_error_init(lua_State *L);         /* the metatable, once */
 /* Pushes a new error table {kind=, message=} with the error metatable. */
 void cfiam_push_error(lua_State *L, cfiam_kind k, const char *message);
@@ -134,7 +133,6 @@ typedef struct cfiam_resp_headers {
     char retry_after[64];
     char retry_after_ms[32];
     char should_retry[8];
-    char content_type[96];
     char location[256];
 } cfiam_resp_headers;
 
@@ -159,7 +157,7 @@ typedef struct cfiam_client {
     char errbuf[CURL_ERROR_SIZE];
     cfiam_buf body;                 /* request body, reused */
     cfiam_buf resp;                 /* response body, reused */
-    cfiam_buf scratch;              /* JSON unescaping, id sets */
+    cfiam_buf scratch;              /* JSON unescaping, body de-duplication */
     cfiam_resp_headers rh;          /* headers of the last response */
     long status;
     int too_large, oom;             /* set by the write callback */
@@ -170,7 +168,7 @@ typedef struct cfiam_client {
     const char *base_url;           /* without trailing '/' */
     size_t base_len;
     const char *config_error;       /* every call fails with this, or NULL */
-    const char *secrets[4];         /* token/key/email to scrub; NULL-ended */
+    const char *secrets[2];         /* the token or key to scrub; NULL-ended */
     cfiam_auth auth;
     cfiam_url url;
     double timeout, connect_timeout;

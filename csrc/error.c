@@ -15,8 +15,6 @@ static const char *const kind_names[] = {
     "invalid_argument", "auth", "permission", "not_found", "rate_limited",
     "api", "server", "timeout", "network", "tls", "invalid_response"};
 
-const char *cfiam_kind_name(cfiam_kind k) { return kind_names[k]; }
-
 /* __tostring: one line, kind first. */
 static int error_tostring(lua_State *L) {
     luaL_Buffer b;

@@ -1,10 +1,12 @@
 /*
  * json.c: JSON text (RFC 8259) straight into Lua values, in one pass.
  *
- * Why not lua-cjson from C: cfiam must turn null into nil (never a
- * sentinel), whole numbers into integers on 5.3+, refuse invalid UTF-8 and
- * bound the nesting, and building the tables directly avoids a second walk
- * over a 100,000-member answer.
+ * Why not lua-cjson: a JSON null must become nil (lua-cjson gives the
+ * cjson.null sentinel, which every caller would have to test for), strings
+ * must be valid UTF-8 (lua-cjson passes any bytes through), and the tables
+ * are built in one pass from the received bytes (cjson.decode needs the
+ * body copied into a Lua string first: a second copy of a 100,000-member
+ * answer).
  *
  * Caveats: the input is untrusted network data. Every read is bounded by
  * `end`; nesting is limited to CFIAM_JSON_MAX_DEPTH; nothing is malloc'd

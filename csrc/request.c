@@ -466,7 +466,9 @@ static int client_update_members(lua_State *L) {
 
 /* client:_prepare(method, path [, opts]) -> { method, target, headers,
  * body, decode } or nil, err. headers is the block of "Name: value\r\n"
- * lines (no Host), as libcurl would send them. */
+ * lines of the client's own headers: no Host, no Content-Length, and no
+ * Accept-Encoding (libcurl adds one; the cosocket transport cannot
+ * decompress). */
 static int client_prepare(lua_State *L) {
     cfiam_client *c = cfiam_check_client(L, 1);
     cfiam_request rq;

@@ -1,6 +1,6 @@
 /*
  * retry.c: when to try again and how long to wait, by the official SDKs'
- * rules (reference §4): retry 408, 409, 429, 5xx, network errors and
+ * rules: retry 408, 409, 429, 5xx, network errors and
  * timeouts; `x-should-retry: true|false` wins; wait what `retry-after-ms`
  * or `Retry-After` (seconds or HTTP date) says, else
  * min(0.5 * 2^n, 8) s minus up to 25 % jitter.
@@ -51,8 +51,6 @@ void cfiam_capture_header(cfiam_resp_headers *h, const char *line, size_t len) {
                   (size_t)(e - v));
     else if (name_is(line, nlen, "x-should-retry"))
         set_field(h->should_retry, sizeof(h->should_retry), v, (size_t)(e - v));
-    else if (name_is(line, nlen, "content-type"))
-        set_field(h->content_type, sizeof(h->content_type), v, (size_t)(e - v));
     else if (name_is(line, nlen, "location"))
         set_field(h->location, sizeof(h->location), v, (size_t)(e - v));
 }

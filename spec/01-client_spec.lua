@@ -1,5 +1,4 @@
--- spec/01-client_spec.lua: cfiam.new and the client object (issue 2 contract:
--- options, credentials and their precedence, the environment, base_url
+-- spec/01-client_spec.lua: cfiam.new and the client object: options, credentials and their precedence, the environment, base_url
 -- rules, extra headers, user_agent, close, garbage collection, tostring,
 -- the module-level default client). Everything goes through the real C
 -- module against the emulator on loopback.

@@ -1,7 +1,6 @@
--- spec/02-update_members_spec.lua: client:update_members (issue 2 contract:
--- the PUT replaces the set, member tables, id forms, de-duplication,
--- validation before anything is sent, allow_empty, result null, keep-alive,
--- large sets). Real C module against the emulator.
+-- spec/02-update_members_spec.lua: client:update_members: the PUT replaces the
+-- set, member tables, id forms, de-duplication, validation before anything
+-- is sent, allow_empty, result null, keep-alive, large sets. Real C module against the emulator.
 local core = require("helpers.core")
 local emulator = require("helpers.emulator")
 

@@ -1,6 +1,6 @@
--- spec/03-request_spec.lua: the generic primitive client:request (issue 2
--- contract: method, path, query, body -> decoded result or nil, err, with the
--- same validation, auth, retries and errors as update_members). Real C
+-- spec/03-request_spec.lua: the generic primitive client:request: method,
+-- path, query, body -> decoded result or nil, err, with the same
+-- validation, auth, retries and errors as update_members. Real C
 -- module against the emulator.
 local cfiam = require("cfiam")
 local core = require("helpers.core")

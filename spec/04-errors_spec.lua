@@ -1,7 +1,6 @@
--- spec/04-errors_spec.lua: the error value (issue 2 contract: nil, err with
--- kind, message, status, errors, messages, ray_id, attempts; every kind the
--- emulator can provoke; tostring and concatenation; no secret ever in an
--- error). Real C module against the emulator.
+-- spec/04-errors_spec.lua: the error value: nil, err with kind, message,
+-- status, errors, messages, ray_id, attempts; every kind the emulator can
+-- provoke; tostring and concatenation; no secret ever in an error. Real C module against the emulator.
 local core = require("helpers.core")
 local emulator = require("helpers.emulator")
 

@@ -1,7 +1,7 @@
--- spec/05-retry_spec.lua: retries (issue 2 contract: 408, 409, 429, 5xx,
--- network errors and timeouts up to max_retries; the server's
--- retry-after-ms / Retry-After (seconds or HTTP date) obeyed; x-should-retry
--- wins; a server wait over 60 s fails at once with err.retry_after). Attempts
+-- spec/05-retry_spec.lua: retries: 408, 409, 429, 5xx, network errors
+-- and timeouts up to max_retries; the server's retry-after-ms / Retry-After
+-- (seconds or HTTP date) obeyed; x-should-retry wins; a server wait over
+-- 60 s fails at once with err.retry_after. Attempts
 -- are counted on the emulator's request log. Timings only prove that a wait
 -- happened or that nothing hung, with generous bounds.
 local core = require("helpers.core")

@@ -1,5 +1,5 @@
--- spec/06-tls_spec.lua: TLS (issue 2 contract: peer and host verification
--- always on; ca_file / ca_path; keep-alive over TLS). The emulator serves
+-- spec/06-tls_spec.lua: TLS: peer and host verification always on;
+-- ca_file / ca_path; keep-alive over TLS. The emulator serves
 -- HTTPS with a CA made at test time (helpers.tls).
 local cfiam = require("cfiam")
 local core = require("helpers.core")

@@ -1,5 +1,5 @@
 -- spec/50-faults_spec.lua: what the module does when the server or the
--- network misbehaves (issue 7, "Faults"). Each fault comes from the
+-- network misbehaves. Each fault comes from the
 -- emulator; each must end with the right err.kind, a message that says what
 -- happened, in bounded time (small timeouts keep this quick) and without
 -- hanging on to anything (make test-asan / test-valgrind run this file too).

@@ -11,8 +11,8 @@ set -e
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-# Same Prism as cloudflare-typescript's scripts/mock; the SDK the reference
-# describes (cloudflare-iam-user-groups.md §4, §11).
+# Same Prism as cloudflare-typescript's scripts/mock, and that SDK's
+# release whose behaviour spec/41 compares with.
 PRISM_PKG=@stainless-api/prism-cli
 PRISM_VERSION=5.15.0
 SDK_PKG=cloudflare

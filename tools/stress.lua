@@ -4,7 +4,7 @@
 --
 -- Covered: each error kind from a real server (the emulator, a child
 -- process that is not under valgrind) and from the transport (refused and
--- dropped connections, timeouts, TLS failures); each fault of issue 7
+-- dropped connections, timeouts, TLS failures); each fault of spec/50
 -- (cut bodies, cut chunked bodies, stalled headers, redirects, bodies over
 -- max_response_bytes, deep and huge JSON, invalid UTF-8, result null,
 -- Retry-After beyond the cap, x-should-retry false, a retry that succeeds);
@@ -70,7 +70,7 @@ local ok, failure = pcall(function()
     refused:close() -- nothing listens there any more: connection refused
     expect("network", client{ base_url = "http://127.0.0.1:" .. port .. "/client/v4" }:request("GET", "/x"))
 
-    -- the faults of issue 7
+    -- the faults of spec/50-faults_spec.lua
     local big = '{"success":true,"errors":[],"messages":[],"result":['
       .. string.rep('{"id":"0123456789abcdef0123456789abcdef"},', 100)
       .. '{"id":"0123456789abcdef0123456789abcdef"}]}'

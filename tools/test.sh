@@ -2,7 +2,7 @@
 # tools/test.sh: runs the busted suite through the real C module under
 # each interpreter (Lua 5.4, LuaJIT, then 5.3, 5.2, 5.1), and ends with
 # the line "N passed, N failed" (busted's own counts, added up).
-#   SPECS=spec/10-update_spec.lua make test    runs some files only
+#   SPECS=spec/02-update_members_spec.lua make test    runs some files only
 #   LUAS="lua5.4" make test                     one interpreter only
 LUAS=${LUAS:-"lua5.4 luajit lua5.3 lua5.2 lua5.1"}
 SPECS=${SPECS:-spec}

@@ -516,9 +516,7 @@ local function run(client, req)
     if status then
       res, second, wait = client:_outcome(req.decode, attempt, status, headers,
         body)
-      if res ~= nil or (type(second) == "table" and second.kind == nil) then
-        return res, second -- result, meta
-      end
+      if res ~= nil then return res, second end -- result, meta
       if shared then budget_note(client, cfg, req, second, wait) end
     else
       second, wait = select(2, client:_failure(headers, body, attempt))

@@ -2,7 +2,7 @@
 -- account-member ids through one listing of the account's members
 -- (GET /accounts/{id}/members, 50 a page; the member id, not the user id).
 local type, pairs, ipairs, error, require = type, pairs, ipairs, error, require
-local concat, sort = table.concat, table.sort
+local concat = table.concat
 local lower, find, format = string.lower, string.find, string.format
 local A = require("cfiam.args")
 local P = require("cfiam.pager")
@@ -107,16 +107,14 @@ end
 --- The "ids or e-mails" normaliser: returns ids (lower case, unique, in
 -- the order given, e-mails replaced by their member ids) and the account
 -- index when one was fetched (nil otherwise), or nil, err. The account is
--- listed only when the list holds an e-mail address or `need_index` is set.
-function _M.normalise(client, account, list, what, fname, need_index)
+-- listed only when the list holds an e-mail address.
+function _M.normalise(client, account, list, what, fname)
   local ids, emails = _M.split(list, what, fname)
   if not ids then return nil, emails end
   local index, err
-  if #emails > 0 or need_index then
+  if #emails > 0 then
     index, err = _M.account_index(client, account)
     if not index then return nil, err end
-  end
-  if #emails > 0 then
     local resolved
     resolved, err = _M.lookup(index, emails, account)
     if not resolved then return nil, err end
@@ -133,14 +131,6 @@ function _M.normalise(client, account, list, what, fname, need_index)
     ids = out
   end
   return ids, index
-end
-
--- Sorted keys, for stable messages.
-function _M.sorted_keys(t)
-  local keys = {}
-  for k in pairs(t) do keys[#keys + 1] = k end
-  sort(keys)
-  return keys
 end
 
 return _M

@@ -148,7 +148,7 @@ local function delete_each(client, path, ids)
   local out = { removed = {}, not_members = {} }
   for _, id in ipairs(ids) do
     local ok, err = client:request("DELETE", path .. "/" .. id)
-    if ok ~= nil or not (err and err.kind) then
+    if ok ~= nil then
       out.removed[#out.removed + 1] = id
     elseif err.kind == "not_found" and (tonumber(err.attempts) or 1) > 1 then
       out.removed[#out.removed + 1] = id
@@ -185,7 +185,7 @@ function _M.remove_members(client, account, group, ids)
   local group_path = path:sub(1, -#"/members" - 1)
   local ok
   ok, err = client:request("GET", group_path)
-  if ok == nil and err and err.kind then return nil, err end
+  if ok == nil then return nil, err end
   return delete_each(client, path, list)
 end
 

@@ -64,12 +64,9 @@ function _M.next_page(p)
   p.query.page = p.page
   local res, meta = p.client:request("GET", p.path,
     { query = p.query, decode = p.decode })
-  if res == nil then
-    if type(meta) == "table" and meta.kind then
-      p.done = true
-      return nil, meta
-    end
-    res = {} -- success without a result: an empty page
+  if res == nil then -- a success always has a result (C makes it {})
+    p.done = true
+    return nil, meta
   end
   if type(res) ~= "table" then
     p.done = true

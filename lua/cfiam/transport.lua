@@ -7,11 +7,13 @@
 -- `client:update_members` and the module-level `cfiam.request` /
 -- `cfiam.update_members` are wrapped. Every call looks at the client's
 -- `transport` option and at `ngx.get_phase()`:
---   "auto" (default)  cosockets where the phase allows them (rewrite,
---                     access, content, timer, ssl_cert, ...), else libcurl
---                     (init, init_worker, set, header/body filter, log,
---                     balancer); libcurl too when the client has a proxy,
---                     which the cosocket transport does not speak.
+--   "auto" (default)  cosockets where the phase allows them (the
+--                     COSOCKET_PHASES below: rewrite, server_rewrite,
+--                     access, content, timer, ssl_cert, ssl_session_fetch,
+--                     ssl_client_hello, preread), else libcurl (init,
+--                     init_worker, set, header/body filter, log, balancer,
+--                     exit_worker, ...); libcurl too when the client has a
+--                     proxy, which the cosocket transport does not speak.
 --   "curl"            always libcurl (blocks the nginx worker meanwhile).
 --   "cosocket"        always cosockets; raises where that is impossible.
 -- The helpers (list, plan, sync, ...) call client:request by method
