@@ -3,7 +3,7 @@
 --
 -- Prism validates each request against Cloudflare's OpenAPI description
 -- (spec/fixtures/cloudflare-iam-user-groups.openapi.json, an unchanged copy
--- of ../shared/reference/) and answers with the document's examples. Its
+-- of the document embedded in cloudflare-typescript) and answers with the document's examples. Its
 -- verdict is in the status and in the `sl-violations` response header;
 -- cfiam does not expose response headers, so Prism runs behind a small
 -- recording proxy (spec/helpers/prism_proxy.js) whose log the specs read.
