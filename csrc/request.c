@@ -213,9 +213,20 @@ static const opt_spec request_opts[] = {
 static const opt_spec update_opts[] = {{"allow_empty", LUA_TBOOLEAN},
                                        {NULL, 0}};
 
-/* Raises "bad argument to 'fname' (why)", worded as the Lua helpers. */
+/* Raises "bad argument to 'fname' (why)", worded as the Lua helpers (and
+ * the same whether called as a method or on the default client). */
 static int bad_opt(lua_State *L, const char *fname, const char *why) {
     return luaL_error(L, "bad argument to '%s' (%s)", fname, why);
+}
+
+/* Raises unless the argument at `idx` has Lua type `t` (no conversion: a
+ * number is not an id or a path). */
+static void check_arg(lua_State *L, int idx, int t, const char *fname,
+                      const char *what) {
+    if (lua_type(L, idx) != t)
+        bad_opt(L, fname, lua_pushfstring(L, "%s: %s expected, got %s", what,
+                                          lua_typename(L, t),
+                                          luaL_typename(L, idx)));
 }
 
 /* Raises on an unknown option name or a wrong Lua type in the options
@@ -254,17 +265,17 @@ static int prepare(lua_State *L, cfiam_client *c, cfiam_request *rq) {
     const char *method, *path;
     int i, opts = 4, has_ids, has_json;
     char q[64];
-    luaL_checktype(L, 2, LUA_TSTRING);
-    luaL_checktype(L, 3, LUA_TSTRING); /* a number is not a path */
+    check_arg(L, 2, LUA_TSTRING, "request", "method");
+    check_arg(L, 3, LUA_TSTRING, "request", "path");
     method = lua_tostring(L, 2);
     path = lua_tolstring(L, 3, &plen);
     for (i = 0; methods[i]; i++)
         if (strcmp(methods[i], method) == 0)
             break;
     if (methods[i] == NULL)
-        luaL_argerror(L, 2, "method must be GET, POST, PUT, PATCH or DELETE");
+        bad_opt(L, "request", "method must be GET, POST, PUT, PATCH or DELETE");
     if (!lua_isnoneornil(L, opts))
-        luaL_checktype(L, opts, LUA_TTABLE);
+        check_arg(L, opts, LUA_TTABLE, "request", "options");
     else {
         lua_settop(L, 3);
         lua_newtable(L);
@@ -336,13 +347,15 @@ static int prepare(lua_State *L, cfiam_client *c, cfiam_request *rq) {
     return 0;
 }
 
-/* "/accounts/A/iam/user_groups/G/members", after checking both ids. */
-static int push_members_path(lua_State *L, cfiam_client *c, int a, int g) {
+/* "/accounts/A/iam/user_groups/G/members", after checking both ids (a
+ * wrong Lua type raises, naming `fname`). */
+static int push_members_path(lua_State *L, cfiam_client *c, int a, int g,
+                             const char *fname) {
     size_t al, gl;
     const char *acc, *grp;
     char q[64];
-    luaL_checktype(L, a, LUA_TSTRING); /* numbers are not ids: they raise */
-    luaL_checktype(L, g, LUA_TSTRING);
+    check_arg(L, a, LUA_TSTRING, fname, "account");
+    check_arg(L, g, LUA_TSTRING, fname, "group");
     acc = lua_tolstring(L, a, &al);
     grp = lua_tolstring(L, g, &gl);
     if (!cfiam_is_id(acc, al)) {
@@ -439,11 +452,11 @@ static int client_update_members(lua_State *L) {
     cfiam_request rq;
     int r, allow_empty = 0;
     lua_settop(L, 5);
-    luaL_checktype(L, 2, LUA_TSTRING);
-    luaL_checktype(L, 3, LUA_TSTRING);
-    luaL_checktype(L, 4, LUA_TTABLE);
+    check_arg(L, 2, LUA_TSTRING, "update_members", "account");
+    check_arg(L, 3, LUA_TSTRING, "update_members", "group");
+    check_arg(L, 4, LUA_TTABLE, "update_members", "ids");
     if (!lua_isnil(L, 5)) {
-        luaL_checktype(L, 5, LUA_TTABLE);
+        check_arg(L, 5, LUA_TTABLE, "update_members", "options");
         check_opts(L, 5, update_opts, "update_members");
         lua_getfield(L, 5, "allow_empty");
         allow_empty = is_true(L, -1);
@@ -451,7 +464,7 @@ static int client_update_members(lua_State *L) {
     }
     if (c->config_error)
         return cfiam_invalid(L, c->secrets, "%s", c->config_error);
-    if ((r = push_members_path(L, c, 2, 3)) != 0)
+    if ((r = push_members_path(L, c, 2, 3, "update_members")) != 0)
         return r;
     if ((r = build_ids_body(L, c, 4, allow_empty, "ids")) != 0)
         return r;
@@ -508,7 +521,7 @@ static int client_members_path(lua_State *L) {
     int r;
     if (c->config_error)
         return cfiam_invalid(L, c->secrets, "%s", c->config_error);
-    r = push_members_path(L, c, 2, 3);
+    r = push_members_path(L, c, 2, 3, "update_members");
     return r ? r : 1;
 }
 
@@ -582,22 +595,6 @@ static int client_failure(lua_State *L) {
     return 3;
 }
 
-/* ---- module-level functions on the default client ----------------------- */
-
-static int with_default(lua_State *L, lua_CFunction f) {
-    cfiam_default_client(L);
-    lua_insert(L, 1);
-    return f(L);
-}
-
-static int module_update_members(lua_State *L) {
-    return with_default(L, client_update_members);
-}
-
-static int module_request(lua_State *L) {
-    return with_default(L, client_request);
-}
-
 /* cfiam.is_id(s) -> boolean */
 static int module_is_id(lua_State *L) {
     size_t len;
@@ -615,9 +612,9 @@ int cfiam_request_init(lua_State *L) {
         {"_outcome", client_outcome},
         {"_failure", client_failure},
         {NULL, NULL}};
+    /* cfiam.request and cfiam.update_members, on the default client, are
+     * made with the helpers' by cfiam.extend. */
     static const luaL_Reg module_funcs[] = {
-        {"request", module_request},
-        {"update_members", module_update_members},
         {"is_id", module_is_id},
         {NULL, NULL}};
     /* module table at -1 */

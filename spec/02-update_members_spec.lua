@@ -1,6 +1,8 @@
 -- spec/02-update_members_spec.lua: client:update_members: the PUT replaces the
 -- set, member tables, id forms, de-duplication, validation before anything
--- is sent, allow_empty, result null, keep-alive, large sets. Real C module against the emulator.
+-- is sent, allow_empty, result null, keep-alive, large sets. Real C module
+-- against the emulator.
+local cfiam = require("cfiam")
 local core = require("helpers.core")
 local emulator = require("helpers.emulator")
 
@@ -211,6 +213,13 @@ describe("update_members", function()
       local ok, msg = pcall(client.update_members, client, A, G, { m(1), 5 })
       assert.is_false(ok)
       assert.matches("ids[2] must be a string or a table { id = string }, got number", msg, 1, true)
+      -- worded as the helpers', the same on the default client
+      for _, f in ipairs({ client.update_members, function(_, ...) return cfiam.update_members(...) end }) do
+        ok, msg = pcall(f, client, 123, G, { m(1) })
+        assert.is_false(ok)
+        assert.matches("bad argument to 'update_members' (account: string expected, got number)",
+          msg, 1, true)
+      end
       assert.same({}, emu:requests())
     end)
   end)

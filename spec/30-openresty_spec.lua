@@ -405,8 +405,8 @@ describe("cfiam under nginx", function()
       local methods = cfiam._client_methods
       assert.equal("C", debug.getinfo(methods.request, "S").what)
       assert.equal("C", debug.getinfo(methods.update_members, "S").what)
-      assert.equal("C", debug.getinfo(cfiam.request, "S").what)
-      assert.equal("C", debug.getinfo(cfiam.update_members, "S").what)
+      -- (cfiam.request and cfiam.update_members call these on the default
+      -- client, as every module-level function does)
     end)
   end)
 

@@ -69,6 +69,15 @@ function _M.check_id(s, what)
   end
 end
 
+-- nil, or an invalid_argument error unless the listing order is nil,
+-- "asc" or "desc".
+function _M.check_direction(direction)
+  if direction ~= nil and direction ~= "asc" and direction ~= "desc" then
+    return _M.err("invalid_argument", "direction: expected 'asc' or 'desc', got "
+      .. _M.quote(direction))
+  end
+end
+
 -- nil, or an invalid_argument error for a bad page size or page limit.
 function _M.check_paging(opts, max_per_page)
   local pp = opts.per_page

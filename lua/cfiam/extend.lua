@@ -3,8 +3,9 @@
 -- require("cfiam.extend")(M).
 --
 -- Each helper module returns a table of functions whose first argument is
--- a client; they become client methods (client:list_members(...)) and
--- module-level functions on the default client (cfiam.list_members(...)).
+-- a client; they become client methods (client:list_members(...)). Every
+-- method but close, the C ones included, is also a module-level function
+-- on the default client (cfiam.list_members(...)), made here only.
 -- Helpers call client:request(...) by method lookup, so the transport
 -- chosen by cfiam.transport (libcurl or nginx cosockets) applies to them.
 -- A helper function whose name starts with "_" is internal (shared between
@@ -15,12 +16,22 @@ local pairs, error, tostring = pairs, error, tostring
 
 local HELPERS = { "cfiam.members", "cfiam.resolve", "cfiam.groups" }
 
+-- cfiam.name(...): client:name(...) on the default client. The method is
+-- looked up on each call, so it is the one the transport installed.
+local function on_default(M, name)
+  return function(...)
+    local client = M.default_client()
+    return client[name](client, ...)
+  end
+end
+
 return function(M)
   if M._VERSION ~= _VERSION then
     error(("cfiam: the C module is version %s but the Lua files are %s; "
       .. "install both from the same release"):format(tostring(M._VERSION), _VERSION), 2)
   end
   local methods = M._client_methods
+  local names = { "request", "update_members" }
   for _, name in pairs(HELPERS) do
     for fname, f in pairs(require(name)) do
       if methods[fname] ~= nil then
@@ -28,10 +39,11 @@ return function(M)
       end
       if fname:sub(1, 1) ~= "_" then -- "_name": internal, not a method
         methods[fname] = f
-        M[fname] = function(...) return f(M.default_client(), ...) end
+        names[#names + 1] = fname
       end
     end
   end
   require("cfiam.transport").install(M, methods)
+  for _, fname in pairs(names) do M[fname] = on_default(M, fname) end
   return M
 end

@@ -31,11 +31,8 @@ local LIST_OPTS = { name = "string", fuzzy_name = "string", direction = "string"
 
 local function list(client, account, opts)
   local err = A.check_paging(opts, P.GROUP_PAGE) or A.check_id(account, "account")
+    or A.check_direction(opts.direction)
   if err then return nil, err end
-  if opts.direction ~= nil and opts.direction ~= "asc" and opts.direction ~= "desc" then
-    return nil, A.err("invalid_argument", "direction: expected 'asc' or 'desc', got "
-      .. A.quote(opts.direction))
-  end
   local p = P.pager{ client = client,
     path = "/accounts/" .. lower(account) .. "/iam/user_groups",
     query = { name = opts.name, fuzzyName = opts.fuzzy_name, direction = opts.direction },

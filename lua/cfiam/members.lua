@@ -41,12 +41,8 @@ local STRATEGIES = { difference = true, replace = true }
 
 -- A pager over the group's members, or nil, err (invalid arguments).
 local function member_pager(client, account, group, opts)
-  local err = A.check_paging(opts, P.GROUP_PAGE)
+  local err = A.check_paging(opts, P.GROUP_PAGE) or A.check_direction(opts.direction)
   if err then return nil, err end
-  if opts.direction ~= nil and opts.direction ~= "asc" and opts.direction ~= "desc" then
-    return nil, err_("invalid_argument", "direction: expected 'asc' or 'desc', got "
-      .. A.quote(opts.direction))
-  end
   local path
   path, err = client:_members_path(account, group)
   if not path then return nil, err end

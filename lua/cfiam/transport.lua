@@ -3,9 +3,9 @@
 -- Plain Lua (no `ngx`): nothing is changed, the C methods registered by
 -- the module run as they are (libcurl, no Lua in between).
 --
--- Under OpenResty / lua-nginx-module, `client:request`,
--- `client:update_members` and the module-level `cfiam.request` /
--- `cfiam.update_members` are wrapped. Every call looks at the client's
+-- Under OpenResty / lua-nginx-module, `client:request` and
+-- `client:update_members` are wrapped (and so the module-level functions,
+-- which call the client's methods). Every call looks at the client's
 -- `transport` option and at `ngx.get_phase()`:
 --   "auto" (default)  cosockets where the phase allows them (the
 --                     COSOCKET_PHASES below: rewrite, server_rewrite,
@@ -71,11 +71,11 @@ function _M.use_cosocket(client, level)
   return can and not cfg.proxy
 end
 
---- Installs the transport choice on the module table and client methods.
+--- Installs the transport choice on the client methods.
 -- Called once by cfiam.extend after the helpers are attached.
 -- @param M the module table
 -- @param methods the client methods table (the __index of clients)
-function _M.install(M, methods)
+function _M.install(M, methods) -- luacheck: ignore M
   if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function"
       or type(ngx.socket) ~= "table" then
     return -- plain Lua: the C methods stay, zero overhead
@@ -110,10 +110,6 @@ function _M.install(M, methods)
 
   methods.request = request
   methods.update_members = update_members
-  M.request = function(...) return request(M.default_client(), ...) end
-  M.update_members = function(...)
-    return update_members(M.default_client(), ...)
-  end
 end
 
 return _M
