@@ -10,8 +10,8 @@
 #include <string.h>
 #include "cfiam.h"
 
-/* cfiam._error(t) -> t with the error metatable, for errors made in Lua. */
-static int module_error(lua_State *L) {
+/* core.error(t) -> t with the error metatable, for errors made in Lua. */
+static int core_error(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     luaL_getmetatable(L, CFIAM_ERROR_MT);
@@ -19,13 +19,13 @@ static int module_error(lua_State *L) {
     return 1;
 }
 
-/* package.loaded.cfiam = the value at `idx` (a negative index). */
-static void set_loaded(lua_State *L, int idx) {
+/* package.loaded[name] = the value at `idx` (a negative index). */
+static void set_loaded(lua_State *L, const char *name, int idx) {
     lua_pushvalue(L, idx);
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "loaded");
     lua_pushvalue(L, -3);
-    lua_setfield(L, -2, "cfiam");
+    lua_setfield(L, -2, name);
     lua_pop(L, 3);
 }
 
@@ -34,29 +34,33 @@ CFIAM_EXPORT int luaopen_cfiam(lua_State *L) {
     static const luaL_Reg funcs[] = {
         {"new", cfiam_client_new},
         {"default_client", cfiam_default_client},
-        {"_error", module_error},
         {NULL, NULL}};
+    int core;
     if (!curl_ready) {
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
             return luaL_error(L, "cfiam: curl_global_init failed");
         curl_ready = 1;
     }
+    /* The core table: what the Lua half needs from C and the README does
+     * not document (require "cfiam.core"), kept off the public tables. */
+    lua_newtable(L);
+    core = lua_gettop(L);
+    lua_pushcfunction(L, core_error);
+    lua_setfield(L, core, "error");
     cfiam_error_init(L);
     cfiam_client_init(L);
+    cfiam_idset_init(L);
     lua_newtable(L);
     cfiam_setfuncs(L, funcs);
-    cfiam_request_init(L);
-    cfiam_idset_init(L);
+    cfiam_request_init(L, core);
     lua_pushliteral(L, CFIAM_VERSION);
     lua_setfield(L, -2, "_VERSION");
-    luaL_getmetatable(L, CFIAM_CLIENT_MT);
-    lua_getfield(L, -1, "__index");
-    lua_setfield(L, -3, "_client_methods");
-    lua_pop(L, 1);
 
-    /* package.loaded.cfiam = M first, so that the Lua part can require
-     * "cfiam" without a loop; then require("cfiam.extend")(M). */
-    set_loaded(L, -1);
+    /* package.loaded.cfiam = M and package.loaded["cfiam.core"] first, so
+     * that the Lua part can require both without a loop; then
+     * require("cfiam.extend")(M). */
+    set_loaded(L, "cfiam", -1);
+    set_loaded(L, "cfiam.core", core);
     lua_getglobal(L, "require");
     lua_pushliteral(L, "cfiam.extend");
     if (lua_pcall(L, 1, 1, 0) == 0) {
@@ -67,7 +71,8 @@ CFIAM_EXPORT int luaopen_cfiam(lua_State *L) {
     /* Missing Lua files or another version: no half-built module stays
      * behind for the next require to return. */
     lua_pushnil(L);
-    set_loaded(L, -1);
+    set_loaded(L, "cfiam", -1);
+    set_loaded(L, "cfiam.core", -1);
     lua_pop(L, 1);
     return lua_error(L);
 }

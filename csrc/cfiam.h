@@ -177,13 +177,15 @@ typedef struct cfiam_client {
 } cfiam_client;
 
 cfiam_client *cfiam_check_client(lua_State *L, int idx); /* raises if closed */
+/* The client metatable; core.client_methods (its __index) and core.config
+ * go into the core table at -1. */
 void cfiam_client_init(lua_State *L);
 int cfiam_client_new(lua_State *L);
 int cfiam_default_client(lua_State *L);
 
 /* ---- idset.c ---------------------------------------------------------- */
 
-/* Registers the id set type and cfiam._idset (module table at -1). */
+/* Registers the id set type and core.idset (core table at -1). */
 void cfiam_idset_init(lua_State *L);
 
 /* ---- request.c -------------------------------------------------------- */
@@ -197,7 +199,9 @@ typedef struct cfiam_request {
     int want_meta; /* 0: success pushes the result only (update_members) */
 } cfiam_request;
 
-int cfiam_request_init(lua_State *L); /* registers the request functions */
+/* Registers the request methods, cfiam.is_id (module table at -1) and the
+ * cosocket transport's hooks in the core table at index `core`. */
+int cfiam_request_init(lua_State *L, int core);
 
 /* ---- transport_curl.c ------------------------------------------------- */
 

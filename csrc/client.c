@@ -272,7 +272,7 @@ static int client_tostring(lua_State *L) {
     return 1;
 }
 
-/* client:_config() -> the non-secret settings, for the Lua transports. */
+/* core.config(client) -> the non-secret settings, for the Lua transports. */
 static int client_config(lua_State *L) {
     cfiam_client *c = cfiam_check_client(L, 1);
     static const char *const copied[] = {"transport", "shared_dict", "ca_file",
@@ -414,8 +414,7 @@ void cfiam_client_init(lua_State *L) {
         {"__close", client_close},
 #endif
         {NULL, NULL}};
-    static const luaL_Reg methods[] = {
-        {"close", client_close}, {"_config", client_config}, {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"close", client_close}, {NULL, NULL}};
     luaL_newmetatable(L, CFIAM_CLIENT_MT);
     cfiam_setfuncs(L, meta);
     lua_pushliteral(L, CFIAM_CLIENT_MT);
@@ -424,6 +423,10 @@ void cfiam_client_init(lua_State *L) {
      * insulation, package.loaded reset) re-attaches the Lua helpers. */
     lua_newtable(L);
     cfiam_setfuncs(L, methods);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -4, "client_methods"); /* core.client_methods */
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
+    lua_pushcfunction(L, client_config);
+    lua_setfield(L, -2, "config");
 }

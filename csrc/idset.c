@@ -5,7 +5,7 @@
  * otherwise spend more time lower-casing ids and filling a Lua table than
  * in libcurl and the JSON decoder.
  *
- *   set = cfiam._idset()
+ *   set = require("cfiam.core").idset()
  *   kept, bad = set:add_page(page)
  *
  * add_page drops the members of `page` (an array of tables with a string
@@ -133,7 +133,7 @@ static int idset_add_page(lua_State *L) {
     return 1;
 }
 
-/* cfiam._idset() -> an empty set */
+/* core.idset() -> an empty set */
 static int idset_new(lua_State *L) {
     idset *s = lua_newuserdata(L, sizeof(*s));
     memset(s, 0, sizeof(*s));
@@ -151,6 +151,6 @@ void cfiam_idset_init(lua_State *L) {
     lua_setfield(L, -2, "add_page");
     lua_setfield(L, -2, "__index");
     lua_pop(L, 1);
-    lua_pushcfunction(L, idset_new); /* module table below */
-    lua_setfield(L, -2, "_idset");
+    lua_pushcfunction(L, idset_new); /* the core table below */
+    lua_setfield(L, -2, "idset");
 }

@@ -10,8 +10,9 @@
  * Steps: validate (nothing is sent on a bad argument), build the URL and
  * the body into client-owned buffers, then attempt/decide/wait up to
  * max_retries times. The cosocket transport (lua/cfiam/cosocket.lua) uses
- * the same steps through client:_prepare, client:_outcome and
- * client:_failure, so both transports validate, retry and fail alike.
+ * the same steps through core.prepare, core.outcome and core.failure
+ * (require "cfiam.core"), so both transports validate, retry and fail
+ * alike.
  */
 #include <math.h>
 #include <stdint.h>
@@ -477,7 +478,7 @@ static int client_update_members(lua_State *L) {
 
 /* ---- the pieces the cosocket transport reuses --------------------------- */
 
-/* client:_prepare(method, path [, opts]) -> { method, target, headers,
+/* core.prepare(client, method, path [, opts]) -> { method, target, headers,
  * body, decode } or nil, err. headers is the block of "Name: value\r\n"
  * lines of the client's own headers: no Host, no Content-Length, and no
  * Accept-Encoding (libcurl adds one; the cosocket transport cannot
@@ -515,7 +516,7 @@ static int client_prepare(lua_State *L) {
     return 1;
 }
 
-/* client:_members_path(account, group) -> path | nil, err */
+/* core.members_path(client, account, group) -> path | nil, err */
 static int client_members_path(lua_State *L) {
     cfiam_client *c = cfiam_check_client(L, 1);
     int r;
@@ -532,7 +533,7 @@ static void push_wait(lua_State *L, double wait) {
         lua_pushnil(L);
 }
 
-/* client:_outcome(decode, attempt, status, headers, body)
+/* core.outcome(client, decode, attempt, status, headers, body)
  *   -> result, meta | nil, err, wait (seconds, or nil for no retry) */
 static int client_outcome(lua_State *L) {
     cfiam_client *c = cfiam_check_client(L, 1);
@@ -578,7 +579,7 @@ static int client_outcome(lua_State *L) {
     return 3;
 }
 
-/* client:_failure(kind, message, attempt) -> nil, err, wait */
+/* core.failure(client, kind, message, attempt) -> nil, err, wait */
 static int client_failure(lua_State *L) {
     static const char *const kinds[] = {"timeout", "network", "tls",
                                         "invalid_response", NULL};
@@ -603,14 +604,16 @@ static int module_is_id(lua_State *L) {
     return 1;
 }
 
-int cfiam_request_init(lua_State *L) {
+int cfiam_request_init(lua_State *L, int core) {
     static const luaL_Reg client_methods[] = {
         {"request", client_request},
         {"update_members", client_update_members},
-        {"_prepare", client_prepare},
-        {"_members_path", client_members_path},
-        {"_outcome", client_outcome},
-        {"_failure", client_failure},
+        {NULL, NULL}};
+    static const luaL_Reg hooks[] = {
+        {"prepare", client_prepare},
+        {"members_path", client_members_path},
+        {"outcome", client_outcome},
+        {"failure", client_failure},
         {NULL, NULL}};
     /* cfiam.request and cfiam.update_members, on the default client, are
      * made with the helpers' by cfiam.extend. */
@@ -623,5 +626,8 @@ int cfiam_request_init(lua_State *L) {
     lua_getfield(L, -1, "__index");
     cfiam_setfuncs(L, client_methods);
     lua_pop(L, 2);
+    lua_pushvalue(L, core);
+    cfiam_setfuncs(L, hooks);
+    lua_pop(L, 1);
     return 0;
 }

@@ -3,7 +3,7 @@
  * kind; the body is read for Cloudflare's envelope (success, errors,
  * messages, result, result_info) when it is JSON, and its first line is
  * quoted when it is not. Shared by both transports: libcurl calls it from
- * C, the cosocket transport through client:_outcome().
+ * C, the cosocket transport through core.outcome().
  */
 #include <stdio.h>
 #include <string.h>

@@ -38,6 +38,7 @@ build = {
       libdirs = { "$(CURL_LIBDIR)" },
     },
     ["cfiam.extend"] = "lua/cfiam/extend.lua",
+    ["cfiam.core"] = "lua/cfiam/core.lua",
     ["cfiam.transport"] = "lua/cfiam/transport.lua",
     ["cfiam.cosocket"] = "lua/cfiam/cosocket.lua",
     ["cfiam.members"] = "lua/cfiam/members.lua",

@@ -1,6 +1,7 @@
--- spec/01-client_spec.lua: cfiam.new and the client object: options, credentials and their precedence, the environment, base_url
--- rules, extra headers, user_agent, close, garbage collection, tostring,
--- the module-level default client). Everything goes through the real C
+-- spec/01-client_spec.lua: cfiam.new and the client object: options,
+-- credentials and their precedence, the environment, base_url rules, extra
+-- headers, user_agent, close, garbage collection, tostring, the
+-- module-level default client. Everything goes through the real C
 -- module against the emulator on loopback.
 local cfiam = require("cfiam")
 local core = require("helpers.core")
@@ -50,13 +51,13 @@ describe("cfiam.new", function()
     end)
 
     it("have the documented defaults (timeout 60, connect_timeout 10, max_retries 2, 64 MiB)", function()
-      local cfg = cfiam.new({ api_token = core.TOKEN }):_config()
+      local cfg = require("cfiam.core").config(cfiam.new({ api_token = core.TOKEN }))
       assert.equals(60, cfg.timeout)
       assert.equals(10, cfg.connect_timeout)
       assert.equals(2, cfg.max_retries)
       assert.equals(64 * 1024 * 1024, cfg.max_response_bytes)
-      local given = core.client(emu, { timeout = 7.5, connect_timeout = 1.5, max_retries = 4,
-                                       max_response_bytes = 1000 }):_config()
+      local given = require("cfiam.core").config(core.client(emu, { timeout = 7.5,
+        connect_timeout = 1.5, max_retries = 4, max_response_bytes = 1000 }))
       assert.same({ 7.5, 1.5, 4, 1000 },
         { given.timeout, given.connect_timeout, given.max_retries, given.max_response_bytes })
     end)

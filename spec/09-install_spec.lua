@@ -145,7 +145,7 @@ describe("loading", function()
       local ok2, e2 = pcall(require, "cfiam")
       print("first", ok1, (tostring(e1):gsub("\n.*", "")))
       print("second", ok2, (tostring(e2):gsub("\n.*", "")))
-      print("loaded", type(package.loaded.cfiam))
+      print("loaded", type(package.loaded.cfiam), type(package.loaded["cfiam.core"]))
     ]]
     return sh(table.concat({ "cd /tmp && env -i PATH=/usr/bin:/bin",
       "LUA_PATH=" .. shq(luadir .. "/?.lua"),
@@ -158,7 +158,7 @@ describe("loading", function()
     assert.matches("first\tfalse\t[^\n]*cfiam.extend", out)
     -- the second attempt fails the same way instead of returning the C table
     assert.matches("second\tfalse\t[^\n]*cfiam.extend", out)
-    assert.matches("loaded\tnil", out, 1, true)
+    assert.matches("loaded\tnil\tnil", out, 1, true)
   end)
 
   it("a version mismatch between the halves fails every require", function()
@@ -170,13 +170,48 @@ describe("loading", function()
     local _, out = require_twice(luadir)
     assert.matches("first\tfalse\t[^\n]*the Lua files are 9.9.9", out)
     assert.matches("second\tfalse\t[^\n]*the Lua files are 9.9.9", out)
-    assert.matches("loaded\tnil", out, 1, true)
+    assert.matches("loaded\tnil\tnil", out, 1, true)
   end)
 
   it("a require that succeeds leaves the whole module", function()
     local _, out = require_twice(root .. "/lua")
     assert.matches("first\ttrue", out, 1, true)
     assert.matches("second\ttrue", out, 1, true)
-    assert.matches("loaded\ttable", out, 1, true)
+    assert.matches("loaded\ttable\ttable", out, 1, true)
+  end)
+
+  it("the public tables hold what the README documents; the C hooks are in cfiam.core", function()
+    local code = [[
+      -- cfiam.core first: it loads cfiam itself
+      local core = require("cfiam.core")
+      local cfiam = require("cfiam")
+      assert(core == package.loaded["cfiam.core"])
+      local client = cfiam.new{ api_token = "t" }
+      assert(core.client_methods == getmetatable(client).__index)
+      assert(type(core.config(client)) == "table")
+      local names = {}
+      for k in pairs(cfiam) do names[#names + 1] = "cfiam." .. k end
+      for k in pairs(core.client_methods) do names[#names + 1] = "client:" .. k end
+      for k in pairs(core) do names[#names + 1] = "core." .. k end
+      table.sort(names)
+      print(table.concat(names, " "))
+    ]]
+    local ok, out = sh(table.concat({ "cd /tmp && env -i PATH=/usr/bin:/bin",
+      "LUA_PATH=" .. shq(root .. "/lua/?.lua"),
+      "LUA_CPATH=" .. shq(root .. "/" .. core.BUILD .. "/?.so"),
+      core.LUA, "-e", shq(code) }, " "))
+    assert.is_true(ok, out)
+    -- the only underscore name left is _VERSION
+    local underscored = {}
+    for name in out:gmatch("%S+") do
+      if name:find("^cfiam%._") or name:find("^client:_") then underscored[#underscored + 1] = name end
+    end
+    assert.same({ "cfiam._VERSION" }, underscored)
+    for _, name in ipairs({ "core.error", "core.idset", "core.client_methods", "core.config",
+                            "core.members_path", "core.prepare", "core.outcome", "core.failure",
+                            "cfiam.request", "cfiam.update_members", "cfiam.list_members",
+                            "client:request", "client:sync_members", "client:close" }) do
+      assert.matches("%s" .. name:gsub("%p", "%%%0") .. "%s", " " .. out)
+    end
   end)
 end)

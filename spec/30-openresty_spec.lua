@@ -402,7 +402,7 @@ describe("cfiam under nginx", function()
 
   describe("plain Lua", function()
     it("keeps the C methods as they are (no ngx, no wrapper)", function()
-      local methods = cfiam._client_methods
+      local methods = require("cfiam.core").client_methods
       assert.equal("C", debug.getinfo(methods.request, "S").what)
       assert.equal("C", debug.getinfo(methods.update_members, "S").what)
       -- (cfiam.request and cfiam.update_members call these on the default

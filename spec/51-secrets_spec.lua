@@ -1,7 +1,7 @@
 -- spec/51-secrets_spec.lua: the API token and the API key never show up in
 -- what a program prints or logs: no error message, tostring(err), string in
 -- the error table (errors, messages, error_chain, plan, ...), tostring(client)
--- or client:_config(). Every error kind is swept, with both kinds of
+-- or core.config(client). Every error kind is swept, with both kinds of
 -- credentials, including when the server echoes the credentials back in its
 -- error body, its headers (cf-ray, Location) or a non-JSON page.
 local emulator = require("helpers.emulator")
@@ -123,10 +123,10 @@ describe("secrets", function()
         return cfiam.new(opts)
       end
 
-      it("tostring(client) and client:_config() show no credentials", function()
+      it("tostring(client) and core.config(client) show no credentials", function()
         local c = client()
         assert.matches("cfiam.client", tostring(c))
-        assert_clean("client", c, c:_config())
+        assert_clean("client", c, require("cfiam.core").config(c))
         c:close()
         assert_clean("closed client", c)
       end)

@@ -1,6 +1,6 @@
 -- spec/54-hostile_input_spec.lua: every committed fuzz input (seeds and the
 -- regression inputs of crashes found, fuzz/corpus/) replayed through the
--- module from Lua with client:_outcome, the same C that turns a libcurl
+-- module from Lua with core.outcome, the same C that turns a libcurl
 -- response into a result or an error. The fuzz harnesses check the C on its
 -- own; this checks what a Lua caller gets: a result or a well-formed error,
 -- never a raise, a one-line bounded message, no secret, a bounded wait.

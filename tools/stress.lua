@@ -9,7 +9,7 @@
 -- max_response_bytes, deep and huge JSON, invalid UTF-8, result null,
 -- Retry-After beyond the cap, x-should-retry false, a retry that succeeds);
 -- every invalid argument and configuration error; the cosocket hooks;
--- every committed fuzz input through client:_outcome; the Lua helpers'
+-- every committed fuzz input through core.outcome; the Lua helpers'
 -- errors; clients closed, collected without close, and broken by a raise
 -- in cfiam.new. Ends with "stress: ok, N calls" or raises.
 package.path = "./lua/?.lua;./lua/?/init.lua;./spec/?.lua;" .. package.path
@@ -17,6 +17,7 @@ local build = os.getenv("CFIAM_BUILD") or (rawget(_G, "jit") and "build/luajit" 
 package.cpath = "./" .. build .. "/?.so;" .. package.cpath
 
 local cfiam = require("cfiam")
+local C = require("cfiam.core")
 local emulator = require("helpers.emulator")
 local rel = require("helpers.reliability")
 
@@ -135,7 +136,7 @@ local ok, failure = pcall(function()
       local bad = cfiam.new(o)
       expect("invalid_argument", bad:request("GET", MEMBERS))
       expect("invalid_argument", bad:update_members(A, G, { hex }))
-      expect("invalid_argument", bad:_prepare("GET", MEMBERS))
+      expect("invalid_argument", C.prepare(bad, "GET", MEMBERS))
       -- left to the collector, never closed
     end
     raises(cfiam.new, { nope = 1 })
@@ -150,15 +151,15 @@ local ok, failure = pcall(function()
     expect("invalid_argument", cfiam.request("GET", MEMBERS)) -- the default client, no credentials
 
     -- the cosocket hooks
-    local prep = expect("ok", c:_prepare("PUT", MEMBERS, { ids = { hex }, query = { a = 1, b = true, c = "x y" } }))
+    local prep = expect("ok", C.prepare(c, "PUT", MEMBERS, { ids = { hex }, query = { a = 1, b = true, c = "x y" } }))
     assert(prep.body and prep.target and prep.headers)
-    expect("ok", c:_members_path(A, G))
-    expect("invalid_argument", c:_members_path("x", G))
-    expect("ok", c:_config())
+    expect("ok", C.members_path(c, A, G))
+    expect("invalid_argument", C.members_path(c, "x", G))
+    expect("ok", C.config(c))
     for _, k in ipairs({ "timeout", "network", "tls", "invalid_response" }) do
-      expect(k, c:_failure(k, "simulated " .. k, 1))
+      expect(k, C.failure(c, k, "simulated " .. k, 1))
     end
-    expect("server", c:_outcome("raw", 1, 503, { ["retry-after"] = "2" }, "<html>"))
+    expect("server", C.outcome(c, "raw", 1, 503, { ["retry-after"] = "2" }, "<html>"))
 
     -- every committed fuzz input
     local fc = cfiam.new{ api_token = rel.FUZZ_SECRET, base_url = emu.base_url }

@@ -21,7 +21,7 @@ function _M.err(kind, message, extra)
   if extra then
     for k, v in pairs(extra) do e[k] = v end
   end
-  return cfiam()._error(e)
+  return require("cfiam.core").error(e)
 end
 
 -- 'value', shortened, for messages.

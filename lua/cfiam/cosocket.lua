@@ -2,15 +2,15 @@
 --
 -- One HTTP/1.1 exchange over ngx.socket.tcp per attempt: connect (pooled,
 -- keep-alive), TLS handshake with certificate and host verification and
--- SNI, the request exactly as client:_prepare built it, the response read
+-- SNI, the request exactly as core.prepare built it, the response read
 -- by Content-Length, chunked encoding or until close. The C core does the
--- rest through the client hooks, so validation, decoding, error tables and
+-- rest through its hooks (require "cfiam.core"), so validation, decoding, error tables and
 -- the retry decision are those of the libcurl path:
---   client:_prepare   validates and builds the request (nothing is sent on
---                     an invalid argument)
---   client:_outcome   turns status, headers and body into result, meta or
---                     nil, err, wait
---   client:_failure   the error for a transport failure, and its wait
+--   core.prepare    validates and builds the request (nothing is sent on
+--                   an invalid argument)
+--   core.outcome    turns status, headers and body into result, meta or
+--                   nil, err, wait
+--   core.failure    the error for a transport failure, and its wait
 -- Retries wait with ngx.sleep, which yields: the worker keeps serving.
 --
 -- With shared_dict set, a rate-limit budget per token is kept in that
@@ -445,7 +445,7 @@ local function budget_take(client, cfg, req, attempt)
       if wait < 0.001 then wait = 0.001 end
     end
     if wait > RETRY_CAP then
-      return nil, require("cfiam")._error({ kind = "rate_limited",
+      return nil, require("cfiam.core").error({ kind = "rate_limited",
         message = fmt("the shared request budget of this token is used up "
           .. "(%d requests per %d s, lua_shared_dict %s); retry after %.0f s",
           BUDGET.limit, W, cfg.shared_dict, wait),
@@ -474,7 +474,7 @@ end
 function _M.budget_count(client, cfg)
   local req = true
   if not budget_keys[client] then
-    req = client:_prepare("GET", "/")
+    req = require("cfiam.core").prepare(client, "GET", "/")
     if not req then return end -- an invalid client sends nothing
   end
   local dict, key = budget_dict(cfg), budget_key(client, req)
@@ -493,6 +493,7 @@ end
 
 -- Runs a prepared request with retries. Returns what client:request does.
 local function run(client, req)
+  local core = require("cfiam.core")
   local cfg = transport.config_of(client)
   local parts = { req.method, " ", cfg.prefix or "", req.target,
     " HTTP/1.1\r\nHost: ", host_header(cfg), "\r\n", req.headers }
@@ -514,12 +515,12 @@ local function run(client, req)
     local status, headers, body = exchange(cfg, req, wire)
     local res, second, wait
     if status then
-      res, second, wait = client:_outcome(req.decode, attempt, status, headers,
-        body)
+      res, second, wait = core.outcome(client, req.decode, attempt, status,
+        headers, body)
       if res ~= nil then return res, second end -- result, meta
       if shared then budget_note(client, cfg, req, second, wait) end
     else
-      second, wait = select(2, client:_failure(headers, body, attempt))
+      second, wait = select(2, core.failure(client, headers, body, attempt))
     end
     if wait == nil then return nil, second end
     sleep(wait)
@@ -529,7 +530,7 @@ end
 --- client:request over cosockets (same arguments and results).
 -- @return result, meta | nil, err
 function _M.request(client, method, path, opts)
-  local req, err = client:_prepare(method, path, opts)
+  local req, err = require("cfiam.core").prepare(client, method, path, opts)
   if not req then return nil, err end
   return run(client, req)
 end
@@ -545,11 +546,11 @@ function _M.update_members(client, account, group, ids, opts)
     error("bad argument #4 to 'update_members' (table expected, got "
       .. type(opts) .. ")", 3)
   end
-  local path, err = client:_members_path(account, group)
+  local path, err = require("cfiam.core").members_path(client, account, group)
   if not path then return nil, err end
   local req
-  req, err = client:_prepare("PUT", path, { ids = ids, decode = "members",
-    allow_empty = opts and opts.allow_empty or nil })
+  req, err = require("cfiam.core").prepare(client, "PUT", path, { ids = ids,
+    decode = "members", allow_empty = opts and opts.allow_empty or nil })
   if not req then return nil, err end
   local members, meta = run(client, req)
   if members == nil then return nil, meta end

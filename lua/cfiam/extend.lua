@@ -30,7 +30,7 @@ return function(M)
     error(("cfiam: the C module is version %s but the Lua files are %s; "
       .. "install both from the same release"):format(tostring(M._VERSION), _VERSION), 2)
   end
-  local methods = M._client_methods
+  local methods = require("cfiam.core").client_methods
   local names = { "request", "update_members" }
   for _, name in pairs(HELPERS) do
     for fname, f in pairs(require(name)) do

@@ -44,7 +44,7 @@ local function member_pager(client, account, group, opts)
   local err = A.check_paging(opts, P.GROUP_PAGE) or A.check_direction(opts.direction)
   if err then return nil, err end
   local path
-  path, err = client:_members_path(account, group)
+  path, err = require("cfiam.core").members_path(client, account, group)
   if not path then return nil, err end
   return P.pager{ client = client, path = path, decode = "members",
     query = { fuzzyEmail = opts.fuzzy_email, direction = opts.direction },
@@ -118,7 +118,7 @@ function _M.add_members(client, account, group, ids)
   local gerr
   group, gerr = G._group_id(client, account, group, "add_members")
   if not group then return nil, gerr end
-  local path, err = client:_members_path(account, group)
+  local path, err = require("cfiam.core").members_path(client, account, group)
   if not path then return nil, err end
   local list
   list, err = I.normalise(client, account, ids, "ids", "add_members")
@@ -170,7 +170,7 @@ function _M.remove_members(client, account, group, ids)
   local gerr
   group, gerr = G._group_id(client, account, group, "remove_members")
   if not group then return nil, gerr end
-  local path, err = client:_members_path(account, group)
+  local path, err = require("cfiam.core").members_path(client, account, group)
   if not path then return nil, err end
   local list
   list, err = I.normalise(client, account, ids, "ids", "remove_members")
@@ -188,7 +188,7 @@ end
 -- The plan, computed from a complete listing (no arguments checks here:
 -- the public functions did them). Returns plan or nil, err.
 local function make_plan(client, account, group, desired, opts, fname)
-  local path, err = client:_members_path(account, group)
+  local path, err = require("cfiam.core").members_path(client, account, group)
   if not path then return nil, err end
   local ids, emails = I.split(desired, "desired", fname)
   if not ids then return nil, emails end
@@ -377,7 +377,7 @@ local function apply(client, account, group, plan, opts, max_removals)
       { allow_empty = opts.allow_empty and true or nil })
   else
     local path
-    path, err = client:_members_path(account, group)
+    path, err = require("cfiam.core").members_path(client, account, group)
     if path then ok, err = write_difference(client, path, plan) end
   end
   if not ok then

@@ -28,7 +28,7 @@ function _M.pager(spec)
     client = spec.client, path = spec.path, per_page = spec.per_page,
     decode = spec.decode, what = spec.what, filtered = spec.filtered,
     fixed_max = spec.max_pages, max_pages = spec.max_pages or _M.FALLBACK_MAX_PAGES,
-    page = 0, count = 0, seen = require("cfiam")._idset(), total = nil,
+    page = 0, count = 0, seen = require("cfiam.core").idset(), total = nil,
     done = false,
     query = {},
   }

@@ -32,13 +32,13 @@ local COSOCKET_PHASES = {
 }
 _M.COSOCKET_PHASES = COSOCKET_PHASES
 
--- client -> its _config() table; the settings never change after new().
+-- client -> its core.config() table; the settings never change after new().
 local configs = setmetatable({}, { __mode = "k" })
 
 local function config_of(client)
   local cfg = configs[client]
   if not cfg then
-    cfg = client:_config() -- raises on a closed client or a non-client
+    cfg = require("cfiam.core").config(client) -- raises on a closed client or a non-client
     configs[client] = cfg
   end
   return cfg

@@ -143,7 +143,7 @@ local function slurp(path)
 end
 
 --- Feeds every committed fuzz input (fuzz/corpus/response and
--- fuzz/corpus/headers) to client:_outcome, the same C the libcurl transport
+-- fuzz/corpus/headers) to core.outcome, the same C the libcurl transport
 -- runs on a response. `client` must hold _M.FUZZ_SECRET as its token.
 -- Returns a list of { name, res, meta_or_err, wait } in file order.
 function _M.replay_corpus(client, root)
@@ -154,7 +154,7 @@ function _M.replay_corpus(client, root)
     if #data >= 2 then
       local status = STATUSES[string.byte(data, 1) % 16 + 1]
       local decode = data:sub(2, 2) == "m" and "members" or "raw"
-      local res, x, wait = client:_outcome(decode, 1, status,
+      local res, x, wait = require("cfiam.core").outcome(client, decode, 1, status,
         { ["cf-ray"] = _M.FUZZ_SECRET }, data:sub(3))
       out[#out + 1] = { name = "response/" .. name, res = res, x = x, wait = wait }
     end
@@ -170,7 +170,7 @@ function _M.replay_corpus(client, root)
       end
       local body = status >= 400 and '{"success":false,"errors":[{"code":1,"message":"x"}],"messages":[]}'
         or '{"success":true,"errors":[],"messages":[],"result":[]}'
-      local res, x, wait = client:_outcome("raw", 1, status, headers, body)
+      local res, x, wait = require("cfiam.core").outcome(client, "raw", 1, status, headers, body)
       out[#out + 1] = { name = "headers/" .. name, res = res, x = x, wait = wait }
     end
   end
