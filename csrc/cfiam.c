@@ -2,10 +2,12 @@
  * cfiam.c: luaopen_cfiam, the entry point of `require "cfiam"`.
  *
  * Builds the module table from the C parts (cfiam.new, the request
- * primitive, update_members, the error metatable), then hands it to the
- * pure-Lua part, lua/cfiam/extend.lua, which attaches the helpers (list,
- * plan, sync, ...) and picks the transport. Both halves carry _VERSION and
- * refuse to run with the other half of another version.
+ * primitive, update_members, the error metatable) and the internal table
+ * of hooks the Lua half uses (require "cfiam.core"), then hands the module
+ * to the pure-Lua part, lua/cfiam/extend.lua, which attaches the helpers
+ * (list, plan, sync, ...) and picks the transport. Both halves carry
+ * _VERSION and refuse to run with the other half of another version; a
+ * failure leaves neither table in package.loaded.
  */
 #include <string.h>
 #include "cfiam.h"
@@ -19,7 +21,7 @@ static int core_error(lua_State *L) {
     return 1;
 }
 
-/* package.loaded[name] = the value at `idx` (a negative index). */
+/* package.loaded[name] = the value at `idx` (index taken before any push). */
 static void set_loaded(lua_State *L, const char *name, int idx) {
     lua_pushvalue(L, idx);
     lua_getglobal(L, "package");
