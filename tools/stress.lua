@@ -177,8 +177,13 @@ local ok, failure = pcall(function()
     expect("server", c:sync_members(A, G, { ids.member_ids[1] }, { max_removals = 100 }))
     expect("incomplete", c:list_members(A, G, { per_page = 5, max_pages = 1 }))
     emu:fault{ method = "PUT", status = 503, headers = { ["x-should-retry"] = "false" } }
-    local _, err = expect("server", c:sync_members(A, G, { ids.member_ids[1] }, { max_removals = 100 }))
+    local _, err = expect("server", c:sync_members(A, G, { ids.member_ids[1] },
+      { max_removals = 100, strategy = "replace" }))
     assert(type(err.plan) == "table", "a failed PUT without its plan")
+    emu:fault{ method = "DELETE", status = 503, headers = { ["x-should-retry"] = "false" } }
+    _, err = expect("server", c:sync_members(A, G, { ids.member_ids[1] }, { max_removals = 100 }))
+    assert(type(err.plan) == "table" and type(err.removed) == "table",
+      "a failed DELETE without its plan and what was removed")
     emu:clear_faults()
     collectgarbage("collect")
   end
