@@ -6,7 +6,8 @@
  * the decode mode ('m' = members, else raw), the rest is the body. Runs
  * cfiam_json_decode on its own, then cfiam_response_outcome as the libcurl
  * transport does, inside lua_pcall (a Lua memory error must not abort).
- * Invariants: the stack is balanced; success pushes result + meta, failure
+ * Invariants: the stack is balanced; success pushes result + meta (a table),
+ * the result any non-nil JSON value (a table when decoding members), failure
  * one error table with a string kind and a one-line message of at most
  * 1023 bytes; the retry wait is -1 or within the cap; and the client's
  * secret never appears in any string of the error, even when the body
@@ -76,7 +77,11 @@ static int run(lua_State *L) {
         CHECK(n == (in->rq.want_meta ? 2 : 1));
         CHECK(in->status >= 200 && in->status < 300);
         CHECK(lua_gettop(L) == top + n);
-        CHECK(lua_istable(L, -1));
+        /* a raw result is any JSON value (a string, a number, ...), never
+         * nil; members are a table; meta is always a table */
+        CHECK(!lua_isnil(L, -n));
+        if (in->rq.want_meta)
+            CHECK(lua_istable(L, -1));
         if (in->rq.decode == CFIAM_DECODE_MEMBERS)
             CHECK(lua_istable(L, -n));
         CHECK(wait == -1);
