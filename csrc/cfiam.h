@@ -22,6 +22,7 @@
 #define CFIAM_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <curl/curl.h>
 #include "compat.h"
 
@@ -72,10 +73,17 @@ int cfiam_json_decode(lua_State *L, const char *s, size_t len,
 
 int cfiam_is_id(const char *s, size_t len);
 /* The 16 bytes of a valid id (either case), and its first slot in an
- * open-addressing table of `cap` slots (a power of two). Shared by the
- * request body's de-duplication and the listing id set. */
+ * open-addressing table of `cap` slots (a power of two): a keyed hash of
+ * all 16 bytes under the table's own seed (cfiam_id_seed_new, once per
+ * table). Shared by the request body's de-duplication and the listing id
+ * set. */
+typedef struct cfiam_id_seed {
+    uint64_t k0, k1;
+} cfiam_id_seed;
 void cfiam_id_key(const char *id, unsigned char key[16]);
-size_t cfiam_id_slot(const unsigned char key[16], size_t cap);
+void cfiam_id_seed_new(cfiam_id_seed *seed);
+size_t cfiam_id_slot(const unsigned char key[16], const cfiam_id_seed *seed,
+                     size_t cap);
 /* Writes at most `cap` bytes of `s` into out as a quoted, printable
  * rendering for error messages. */
 void cfiam_quote(char *out, size_t cap, const char *s, size_t len);

@@ -30,6 +30,7 @@ typedef struct {
     uint32_t *slots;     /* 0 = empty, else index + 1 into keys */
     unsigned char *keys; /* 16 bytes per id */
     size_t cap, n, keycap;
+    cfiam_id_seed seed;  /* this set's own hash key */
 } idset;
 
 /* A new zeroed block, anchored as uservalue[field] of the set at index 1
@@ -60,7 +61,7 @@ static void reserve(lua_State *L, idset *s) {
         s->slots = new_block(L, 1, cap * sizeof(uint32_t));
         s->cap = cap;
         for (i = 0; i < s->n; i++) {
-            size_t j = cfiam_id_slot(s->keys + i * 16, cap);
+            size_t j = cfiam_id_slot(s->keys + i * 16, &s->seed, cap);
             while (s->slots[j])
                 j = (j + 1) & (cap - 1);
             s->slots[j] = (uint32_t)(i + 1);
@@ -75,7 +76,7 @@ static int seen_hex(lua_State *L, idset *s, const char *id) {
     size_t j;
     cfiam_id_key(id, key);
     reserve(L, s);
-    for (j = cfiam_id_slot(key, s->cap); s->slots[j]; j = (j + 1) & (s->cap - 1))
+    for (j = cfiam_id_slot(key, &s->seed, s->cap); s->slots[j]; j = (j + 1) & (s->cap - 1))
         if (memcmp(s->keys + (s->slots[j] - 1) * 16, key, 16) == 0)
             return 1;
     memcpy(s->keys + s->n * 16, key, 16);
@@ -137,6 +138,7 @@ static int idset_add_page(lua_State *L) {
 static int idset_new(lua_State *L) {
     idset *s = lua_newuserdata(L, sizeof(*s));
     memset(s, 0, sizeof(*s));
+    cfiam_id_seed_new(&s->seed);
     luaL_getmetatable(L, CFIAM_IDSET_MT);
     lua_setmetatable(L, -2);
     lua_newtable(L);

@@ -61,6 +61,7 @@ static int build_ids_body(lua_State *L, cfiam_client *c, int t, int allow_empty,
     size_t n, cap = 16, i, unique = 0, need;
     uint32_t *slots;
     unsigned char *keys;
+    cfiam_id_seed seed;
     luaL_checktype(L, t, LUA_TTABLE);
     n = cfiam_rawlen(L, t);
     while (cap < n * 2)
@@ -74,6 +75,7 @@ static int build_ids_body(lua_State *L, cfiam_client *c, int t, int allow_empty,
     slots = (uint32_t *)(void *)c->scratch.data;
     keys = (unsigned char *)c->scratch.data + cap * sizeof(uint32_t);
     memset(slots, 0, cap * sizeof(uint32_t));
+    cfiam_id_seed_new(&seed);
     c->body.data[c->body.len++] = '[';
     for (i = 1; i <= n; i++) {
         size_t len, k;
@@ -88,7 +90,7 @@ static int build_ids_body(lua_State *L, cfiam_client *c, int t, int allow_empty,
                                  what, (int)i, q);
         }
         cfiam_id_key(s, key);
-        for (slot = cfiam_id_slot(key, cap); slots[slot];
+        for (slot = cfiam_id_slot(key, &seed, cap); slots[slot];
              slot = (slot + 1) & (cap - 1))
             if (memcmp(keys + (slots[slot] - 1) * 16, key, 16) == 0)
                 break;

@@ -7,7 +7,8 @@
  * cheap), copied into an exact-size allocation so ASan sees overreads.
  * Invariants: an accepted base URL has a NUL-terminated host, a port in
  * 1..65535, a prefix that is empty or a valid path, and uses http only to
- * loopback; an accepted id is 32 hex digits; an accepted path starts with
+ * loopback; an accepted id is 32 hex digits, with one key and one hash
+ * slot for either case; an accepted path starts with
  * '/' and has no "/../" (nor an encoded dot); an accepted header value has
  * no CR/LF, a credential no control character at all; quoting
  * fits its buffer and is printable.
@@ -27,9 +28,23 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     memcpy(s, data, size);
 
     if (cfiam_is_id(s, size)) {
+        unsigned char key[16], key2[16];
+        char lower[32];
+        cfiam_id_seed seed;
         CHECK(size == 32);
-        for (i = 0; i < size; i++)
+        for (i = 0; i < size; i++) {
             CHECK(is_hexdigit(s[i]));
+            lower[i] = (char)(s[i] >= 'A' && s[i] <= 'F' ? s[i] | 0x20 : s[i]);
+        }
+        /* either case is one key, and one slot within the table */
+        cfiam_id_key(s, key);
+        cfiam_id_key(lower, key2);
+        CHECK(memcmp(key, key2, 16) == 0);
+        cfiam_id_seed_new(&seed);
+        for (i = 1; i <= ((size_t)1 << 20); i <<= 5) {
+            size_t slot = cfiam_id_slot(key, &seed, i);
+            CHECK(slot < i && slot == cfiam_id_slot(key2, &seed, i));
+        }
     }
 
     why = cfiam_check_base_url(s, size, &u);
