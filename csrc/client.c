@@ -387,6 +387,13 @@ int cfiam_client_new(lua_State *L) {
     ca_from_env(L, cfg);
     resolve_auth(L, c, opts, cfg);
     resolve_base_url(L, c, opts, cfg);
+    lua_getfield(L, cfg, "proxy");
+    if (c->base_url && !c->url.https && cfiam_rawlen(L, -1) > 0)
+        /* it would see the credentials in clear: see transport_curl.c */
+        config_fail(L, c, cfg, "%s %s", "proxy",
+                    "is used only with an https:// base_url (a plain http "
+                    "base_url never goes through a proxy)");
+    lua_pop(L, 1);
     build_headers(L, c, opts, cfg);
     lua_pop(L, 1); /* cfg */
     return 1;

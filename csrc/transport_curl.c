@@ -83,8 +83,16 @@ static int curl_setup(cfiam_client *c, lua_State *L) {
     if ((v = lua_tostring(L, -1)) != NULL)
         curl_easy_setopt(h, CURLOPT_CAPATH, v);
     lua_getfield(L, -3, "proxy");
-    if ((v = lua_tostring(L, -1)) != NULL)
+    if (!c->url.https) {
+        /* Plain http (loopback only) never goes through a proxy, which
+         * would see the credentials in clear: "" overrides the proxy
+         * environment variables, "*" exempts every host. The proxy option
+         * is refused with such a base URL (client.c). */
+        curl_easy_setopt(h, CURLOPT_PROXY, "");
+        curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+    } else if ((v = lua_tostring(L, -1)) != NULL) {
         curl_easy_setopt(h, CURLOPT_PROXY, v);
+    }
     lua_pop(L, 4);
     return 1;
 }

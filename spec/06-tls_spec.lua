@@ -1,10 +1,16 @@
 -- spec/06-tls_spec.lua: TLS: peer and host verification always on;
 -- ca_file / ca_path; keep-alive over TLS. The emulator serves
 -- HTTPS with a CA made at test time (helpers.tls).
+--
+-- Proxies: a proxy is used only for https:// base URLs (CONNECT, TLS end to
+-- end); a plain-http (loopback) base URL never goes through one, so the
+-- credentials are never sent in clear to a proxy. A listener that never
+-- answers stands in for the proxy and counts the connections it gets.
 local cfiam = require("cfiam")
 local core = require("helpers.core")
 local emulator = require("helpers.emulator")
 local socket = require("socket")
+local rel = require("helpers.reliability")
 
 local A, G = core.ACCOUNT, core.GROUP
 local m = core.member
@@ -188,6 +194,64 @@ describe("TLS", function()
     assert.are_not.equal("invalid_argument", err.kind)
     assert.same({}, emu:requests())
     c:close()
+  end)
+
+  describe("proxies", function()
+    local l
+    before_each(function() l = rel.listener() end)
+    after_each(function() l:close() end)
+
+    -- every variable libcurl reads for an http:// or https:// URL
+    local function proxy_env(url)
+      return { http_proxy = url, HTTP_PROXY = url, https_proxy = url, HTTPS_PROXY = url,
+               all_proxy = url, ALL_PROXY = url,
+               CLOUDFLARE_API_TOKEN = core.TOKEN }
+    end
+    local CALL = core.CHILD_REPORT .. [[
+local c = cfiam.new({ timeout = 2, connect_timeout = 2, max_retries = 0, ca_file = os.getenv("CA") })
+report(c:update_members("]] .. A .. [[", "]] .. G .. [[", { "]] .. m(4) .. [[" }))
+]]
+
+    it("the proxy option with an http base URL is refused: invalid_argument, nothing sent", function()
+      local c = core.client(emu, { proxy = "http://127.0.0.1:" .. l.port, timeout = 2 })
+      local members, err = c:update_members(A, G, { m(4) })
+      assert.is_nil(members)
+      assert.equals("invalid_argument", err.kind)
+      assert.matches("proxy", err.message)
+      assert.matches("https", err.message)
+      assert.equals(0, l:connections())
+      assert.same({}, emu:requests())
+      c:close()
+    end)
+
+    it("proxy environment variables never apply to an http base URL", function()
+      local env = proxy_env("http://127.0.0.1:" .. l.port)
+      env.CLOUDFLARE_BASE_URL = emu.base_url
+      local out = core.child(env, CALL)
+      assert.equals("ok 1\n", out)
+      assert.equals(0, l:connections())
+      assert.equals(1, #emu:requests())
+    end)
+
+    it("an https base URL goes through the proxy option", function()
+      local c = core.client(emu, { base_url = emu.tls_base_url, ca_file = emu.ca_file,
+                                   proxy = "http://127.0.0.1:" .. l.port, timeout = 1 })
+      local members, err = c:update_members(A, G, { m(4) })
+      assert.is_nil(members)
+      assert.equals("timeout", err.kind) -- the stand-in never answers the CONNECT
+      assert.equals(1, l:connections())
+      assert.same({}, emu:requests())
+      c:close()
+    end)
+
+    it("an https base URL goes through the proxy of the environment", function()
+      local env = proxy_env("http://127.0.0.1:" .. l.port)
+      env.CLOUDFLARE_BASE_URL, env.CA = emu.tls_base_url, emu.ca_file
+      local out = core.child(env, CALL)
+      assert.matches("^err timeout ", out)
+      assert.equals(1, l:connections())
+      assert.same({}, emu:requests())
+    end)
   end)
 end)
 
