@@ -1,7 +1,9 @@
 --- bench/cfiam_bench.lua: cfiam's side of make bench (Lua 5.4 or LuaJIT).
 -- usage: lua bench/cfiam_bench.lua a|b|c BASE_URL CAFILE|- N
 --   a  N small update_members (one id) on one client (keep-alive)
---   b  one update_members with the 100,000 ids of $BENCH_OUT/ids_large.txt
+--   b  one update_members with the 100,000 ids of $BENCH_OUT/$BENCH_B_IDS
+--      (default ids_large.txt) to group $BENCH_B_GROUP (default
+--      $BENCH_G_LARGE)
 --   c  N listings of a 20,000-member group (500 a page), each on a fresh
 --      client, after one untimed warm-up listing; list_members, or with
 --      BENCH_PAGING=request a client:request loop
@@ -70,12 +72,12 @@ if workload == "a" then
                       (os.clock() - c0) * 1e6 / n))
 elseif workload == "b" then
   local ids = {}
-  for line in io.lines(env("BENCH_OUT") .. "/ids_large.txt") do
+  for line in io.lines(env("BENCH_OUT") .. "/" .. (env("BENCH_B_IDS") or "ids_large.txt")) do
     ids[#ids + 1] = line
   end
   local c = client()
   local t0, c0 = gettime(), os.clock()
-  local members = check(c:update_members(account, env("BENCH_G_LARGE"), ids))
+  local members = check(c:update_members(account, env("BENCH_B_GROUP") or env("BENCH_G_LARGE"), ids))
   local ms, cpu_ms = (gettime() - t0) * 1e3, (os.clock() - c0) * 1e3
   print(string.format("ms %.3f cpu_ms %.3f rss_kib %d members %d", ms, cpu_ms,
                       peak_rss_kib(), #members))

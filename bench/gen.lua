@@ -1,11 +1,14 @@
 --- bench/gen.lua: writes the canned server's files and the request inputs.
--- usage: lua5.4 bench/gen.lua OUT ACCOUNT G_SMALL G_LARGE G_LIST
+-- usage: lua5.4 bench/gen.lua OUT ACCOUNT G_SMALL G_LARGE G_LIST G_SEQ
 -- OUT/www/_put/<group>.json  answer to PUT members (1 or 100,000 members)
 -- OUT/www/_get/<group>/<page>.json  pages of 500 for a 20,000-member group,
 --                                   then one empty page (SDKs stop on it)
 -- OUT/ids_large.txt  the 100,000 ids the large PUT sends, one a line
 -- OUT/body_large.json  the same as the JSON body (for the floor)
-local out, _, g_small, g_large, g_list = arg[1], arg[2], arg[3], arg[4], arg[5]
+-- OUT/ids_seq.txt, OUT/body_seq.json  b-seq: 100,000 sequential ids
+--                                   (string.format("%032x", i)), the same
+--                                   size as the random ones
+local out, _, g_small, g_large, g_list, g_seq = arg[1], arg[2], arg[3], arg[4], arg[5], arg[6]
 local LARGE, LIST, PER_PAGE = 100000, 20000, 500
 
 local format, concat = string.format, table.concat
@@ -45,16 +48,21 @@ mkdir(out .. "/www/_get/" .. g_list)
 write(out .. "/www/_put/" .. g_small .. ".json",
       envelope({ member("4f5f0c14a2a41d5063dd301b2f829f04", 1) }))
 
--- b: 100,000 members, the same ids as the request.
-local ids, items, body = {}, {}, {}
-for i = 1, LARGE do
-  ids[i] = id()
-  items[i] = member(ids[i], i)
-  body[i] = '{"id":"' .. ids[i] .. '"}'
+-- b: 100,000 members, the same ids as the request; b-seq the same with
+-- ids alike in their first 16 digits.
+local function large(name, group, make_id)
+  local ids, items, body = {}, {}, {}
+  for i = 1, LARGE do
+    ids[i] = make_id(i)
+    items[i] = member(ids[i], i)
+    body[i] = '{"id":"' .. ids[i] .. '"}'
+  end
+  write(out .. "/ids_" .. name .. ".txt", concat(ids, "\n") .. "\n")
+  write(out .. "/body_" .. name .. ".json", "[" .. concat(body, ",") .. "]")
+  write(out .. "/www/_put/" .. group .. ".json", envelope(items))
 end
-write(out .. "/ids_large.txt", concat(ids, "\n") .. "\n")
-write(out .. "/body_large.json", "[" .. concat(body, ",") .. "]")
-write(out .. "/www/_put/" .. g_large .. ".json", envelope(items))
+large("large", g_large, id)
+large("seq", g_seq, function(i) return format("%032x", i) end)
 
 -- c: 40 pages of 500, then an empty page 41.
 local pages = LIST / PER_PAGE

@@ -66,13 +66,13 @@ if workload == "a" then
                       (os.clock() - c0) * 1e6 / n))
 elseif workload == "b" then
   local ids = {}
-  for line in io.lines(env("BENCH_OUT") .. "/ids_large.txt") do
+  for line in io.lines(env("BENCH_OUT") .. "/" .. (env("BENCH_B_IDS") or "ids_large.txt")) do
     ids[#ids + 1] = line
   end
   local t0, c0 = gettime(), os.clock()
   local payload = {}
   for i = 1, #ids do payload[i] = { id = ids[i] } end
-  local members = call("PUT", members_url(env("BENCH_G_LARGE")), payload)
+  local members = call("PUT", members_url(env("BENCH_B_GROUP") or env("BENCH_G_LARGE")), payload)
   local ms, cpu_ms = (gettime() - t0) * 1e3, (os.clock() - c0) * 1e3
   print(string.format("ms %.3f cpu_ms %.3f rss_kib %d members %d", ms, cpu_ms,
                       peak_rss_kib(), #members))

@@ -103,6 +103,21 @@ for _, n in ipairs(names) do
   end
 end
 p("")
+p("## b-seq. the same with 100,000 sequential ids")
+p("")
+p("Ids made as `string.format(\"%032x\", i)`: alike in their first 16 digits, as a server or a file can send on purpose. The answer has the same size as in b. Ratios are to the same contender's b (random ids).")
+p("")
+p("| contender | ms | × b | client CPU ms | × b CPU |")
+p("|---|---:|---:|---:|---:|")
+for _, n in ipairs(names) do
+  local v = get("b-seq", n[1], "ms")
+  if v then
+    local cpu = get("b-seq", n[1], "cpu_ms")
+    p("| ", n[2], " | ", fmt(v), " | ", ratio(v, get("b", n[1], "ms")), " | ", fmt(cpu),
+      " | ", ratio(cpu, get("b", n[1], "cpu_ms")), " |")
+  end
+end
+p("")
 p("## c. listing a 20,000-member group, 500 a page, HTTPS")
 p("")
 p("Per listing: ", machine.listings or "?", " listings per measurement (LuaSocket: 1), each on a fresh client (connection and TLS handshake included), after an untimed warm-up listing; until an empty page, as the SDKs stop (41 requests). TLS connections per listing are counted in nginx's log (distinct `$connection`).")
@@ -149,6 +164,11 @@ for _, who in ipairs({ "cfiam-5.4", "cfiam-luajit" }) do
   target(format("b, %s: ≤ 1.3× floor", label), text, r and r <= 1.3)
   target(format("b, %s: peak RSS < 150 MiB", label), fmt(rss and rss / 1024, " MiB"),
          rss and rss / 1024 < 150)
+  local seq, rnd = get("b-seq", who, "ms"), get("b", who, "ms")
+  local seq_cpu, rnd_cpu = get("b-seq", who, "cpu_ms"), get("b", who, "cpu_ms")
+  text = ratio(seq, rnd)
+  if seq_cpu and rnd_cpu then text = text .. " (client CPU " .. ratio(seq_cpu, rnd_cpu) .. ")" end
+  target(format("b-seq, %s: ≤ 1.3× b (random ids)", label), text, seq and rnd and seq / rnd <= 1.3)
   text, r = ratios("c", who, "ms", "cpu_ms")
   target(format("c, %s: ≤ 1.3× floor", label), text, r and r <= 1.3)
   local conns = get("c", who, "tls_connections")
@@ -164,7 +184,7 @@ p("- Each measurement is one process. Process start, module loading and reading 
 p("- Contenders are interleaved round by round (their order rotated every round), and the tables give medians. The machine has 2 cores shared with other work that was running at the same time, so single numbers are noisy; the ratios within a round are more stable than the absolute times.")
 p("- The floor decodes with lua-cjson for b and c, since a Lua user needs tables; in a it only reads the answer into a buffer. cfiam's own decoder also turns JSON null into absent keys, validates UTF-8, and (for members) checks every element has a string id.")
 p("- c: the paging is list_members when lua/cfiam/members.lua has it (", (machine.list_members or "0") ~= "0" and "it did in this run" or "it did not in this run: `client:request` with page/per_page in a loop, as list_members will do", "). The SDK's fetch keeps one connection pool per process, so its timed listing may reuse the warm-up's connection.")
-p("- Reproduce: `make bench` (ROUNDS=9 ITERATIONS=5000 LISTINGS=5 by default; e.g. `ROUNDS=3 ITERATIONS=1000 make bench` for a quick look, or `CONTENDERS=\"floor cfiam-5.4\" WORKLOADS=a make bench`). Raw numbers: bench/out/results.tsv.")
+p("- Reproduce: `make bench` (ROUNDS=9 ITERATIONS=5000 LISTINGS=5 by default; e.g. `ROUNDS=3 ITERATIONS=1000 make bench` for a quick look, or `CONTENDERS=\"floor cfiam-5.4\" WORKLOADS=a make bench`, which writes bench/out/RESULTS.md). Raw numbers: bench/out/results.tsv.")
 p("")
 local f = io.open((arg[0]:match("^(.*)/") or ".") .. "/analysis.md")
 if f then

@@ -3,7 +3,9 @@
 # build/luajit/cfiam.so). Starts nginx with canned answers over HTTP and
 # HTTPS (a test CA made here), runs every workload for every contender,
 # round by round (contenders interleaved, their order rotated each round),
-# and writes the medians and ratios to bench/RESULTS.md.
+# and writes the medians and ratios to bench/RESULTS.md (a run of a subset
+# of contenders or workloads writes bench/out/RESULTS.md instead, so that
+# the committed report stays whole).
 #
 #   ROUNDS=9          rounds (the medians are over these)
 #   ITERATIONS=5000   calls per measurement in workload a for the floor and
@@ -14,7 +16,10 @@
 #   CONTENDERS="floor cfiam-5.4 cfiam-luajit cfiam-5.4-request sdk luasocket"
 #                     a subset (cfiam-5.4-request: workload c only, the
 #                     paging through client:request instead of list_members)
-#   WORKLOADS="a b c" a subset
+#   WORKLOADS="a b b-seq c"
+#                     a subset (b-seq: workload b with sequential ids,
+#                     string.format("%032x", i), which must cost what the
+#                     random ids of b cost)
 # Scratch goes to bench/out/ (git-ignored). Takes about 3 minutes.
 set -eu
 cd "$(dirname "$0")/.."
@@ -24,8 +29,15 @@ ROUNDS=${ROUNDS:-9}
 ITERATIONS=${ITERATIONS:-5000}
 LISTINGS=${LISTINGS:-5}
 SLOW_ITERATIONS=${SLOW_ITERATIONS:-$(( ITERATIONS / 100 > 10 ? ITERATIONS / 100 : 10 ))}
-CONTENDERS=${CONTENDERS:-"floor cfiam-5.4 cfiam-luajit cfiam-5.4-request sdk luasocket"}
-WORKLOADS=${WORKLOADS:-"a b c"}
+ALL_CONTENDERS="floor cfiam-5.4 cfiam-luajit cfiam-5.4-request sdk luasocket"
+CONTENDERS=${CONTENDERS:-$ALL_CONTENDERS}
+ALL_WORKLOADS="a b b-seq c"
+WORKLOADS=${WORKLOADS:-$ALL_WORKLOADS}
+if [ "$CONTENDERS" = "$ALL_CONTENDERS" ] && [ "$WORKLOADS" = "$ALL_WORKLOADS" ]; then
+  REPORT=bench/RESULTS.md
+else
+  REPORT=bench/out/RESULTS.md
+fi
 CC=${CC:-cc}
 
 # Fixed ids: the account and one group per workload.
@@ -33,6 +45,7 @@ ACCOUNT=023e105f4ecef8ad9ca31a8372d0c353
 G_SMALL=0a1b2c3d4e5f60718293a4b5c6d7e8f9
 G_LARGE=1b2c3d4e5f60718293a4b5c6d7e8f90a
 G_LIST=2c3d4e5f60718293a4b5c6d7e8f90a1b
+G_SEQ=3d4e5f60718293a4b5c6d7e8f90a1b2c
 SMALL_ID=4f5f0c14a2a41d5063dd301b2f829f04
 export BENCH_ACCOUNT=$ACCOUNT BENCH_G_SMALL=$G_SMALL BENCH_G_LARGE=$G_LARGE \
        BENCH_G_LIST=$G_LIST BENCH_SMALL_ID=$SMALL_ID BENCH_OUT=$OUT
@@ -57,7 +70,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT/nginx" "$OUT/tls"
 
 echo "bench: preparing canned answers"
-lua5.4 bench/gen.lua "$OUT" "$ACCOUNT" "$G_SMALL" "$G_LARGE" "$G_LIST"
+lua5.4 bench/gen.lua "$OUT" "$ACCOUNT" "$G_SMALL" "$G_LARGE" "$G_LIST" "$G_SEQ"
 
 echo "bench: making a test CA and a server certificate"
 (
@@ -126,26 +139,33 @@ RESULTS=$OUT/results.tsv
 
 # run_one ROUND WORKLOAD CONTENDER: one measurement, appended to $RESULTS
 # as "workload contender round key value" lines. Workloads: a-http,
-# a-https, b (HTTP), c (HTTPS; also counts the TLS connections it made).
+# a-https, b and b-seq (HTTP), c (HTTPS; also counts the TLS connections it
+# made).
 run_one() {
   round=$1 wl=$2 who=$3
   case $wl in
     a-http)  base=$HTTP_URL  ca=- ;;
     a-https) base=$HTTPS_URL ca=$CA ;;
-    b)       base=$HTTP_URL  ca=- ;;
+    b|b-seq) base=$HTTP_URL  ca=- ;;
     c)       base=$HTTPS_URL ca=$CA ;;
   esac
+  # which ids workload b sends (every contender reads these two)
+  case $wl in
+    b-seq) BENCH_B_IDS=ids_seq.txt BENCH_B_GROUP=$G_SEQ body=body_seq.json ;;
+    *)     BENCH_B_IDS=ids_large.txt BENCH_B_GROUP=$G_LARGE body=body_large.json ;;
+  esac
+  export BENCH_B_IDS BENCH_B_GROUP
   w=${wl%%-*}
   members=$base/accounts/$ACCOUNT/iam/user_groups
   case $w in
     a) arg=$ITERATIONS; slow=$SLOW_ITERATIONS; url=$members/$G_SMALL/members ;;
-    b) arg=1; slow=1; url=$members/$G_LARGE/members ;;
+    b) arg=1; slow=1; url=$members/$BENCH_B_GROUP/members ;;
     c) arg=$LISTINGS; slow=$LISTINGS; url=$members/$G_LIST/members ;;
   esac
   before=$(wc -l < "$LOG")
   case $who in
     floor)
-      [ "$w" = b ] && arg=$OUT/body_large.json
+      [ "$w" = b ] && arg=$OUT/$body
       line=$("$OUT/floor" "$w" "$url" "$ca" "$arg") ;;
     cfiam-5.4)
       line=$(LUA_CPATH="$ROOT/build/5.4/?.so;;" LUA_PATH="$ROOT/lua/?.lua;;" \
@@ -212,6 +232,7 @@ echo "bench: measured in $(( $(date +%s) - start )) s"
   echo "date $(date -u '+%Y-%m-%d %H:%M UTC')"
 } > "$OUT/machine.txt"
 
-lua5.4 bench/report.lua "$RESULTS" "$OUT/machine.txt" > bench/RESULTS.md
+lua5.4 bench/report.lua "$RESULTS" "$OUT/machine.txt" > "$REPORT"
 echo
-cat bench/RESULTS.md
+cat "$REPORT"
+echo "bench: report written to $REPORT"

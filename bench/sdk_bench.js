@@ -35,12 +35,12 @@ async function main() {
     const us = ((now() - t0) * 1e3) / n;
     console.log(`us_per_call ${us.toFixed(3)} cpu_us_per_call ${(((cpu() - c0) * 1e3) / n).toFixed(3)}`);
   } else if (workload === 'b') {
-    const ids = fs.readFileSync(path.join(env.BENCH_OUT, 'ids_large.txt'), 'utf8').trim().split('\n');
+    const ids = fs.readFileSync(path.join(env.BENCH_OUT, env.BENCH_B_IDS || 'ids_large.txt'), 'utf8').trim().split('\n');
     const c = client();
     const t0 = now();
     const c0 = cpu();
     const members = ids.map((id) => ({ id }));
-    const page = await c.iam.userGroups.members.update(env.BENCH_G_LARGE, { account_id: account, members });
+    const page = await c.iam.userGroups.members.update(env.BENCH_B_GROUP || env.BENCH_G_LARGE, { account_id: account, members });
     const ms = now() - t0;
     const cpuMs = cpu() - c0;
     const rss = process.resourceUsage().maxRSS; // KiB
