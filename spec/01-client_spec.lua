@@ -62,18 +62,22 @@ describe("cfiam.new", function()
         { given.timeout, given.connect_timeout, given.max_retries, given.max_response_bytes })
     end)
 
-    it("proxy carries the requests", function()
+    it("proxy carries https requests in a CONNECT tunnel, without the credentials", function()
       -- the base URL's port is closed: only the proxy (the emulator, which
-      -- takes absolute-form targets) can have answered
+      -- records the CONNECT and refuses it with a 404) can have seen it
       local target = "127.0.0.1:" .. core.closed_port()
-      local c = core.client(emu, { base_url = "http://" .. target .. "/client/v4", proxy = emu.http_url })
+      local c = core.client(emu, { base_url = "https://" .. target .. "/client/v4", proxy = emu.http_url })
       local members, err = c:update_members(A, G, { M4 })
-      assert.is_nil(err)
-      assert.equals(1, #members)
-      assert.equals(target, core.header(core.only_request(emu), "host"))
+      assert.is_nil(members)
+      assert.equals("network", err.kind)
+      local r = core.only_request(emu)
+      assert.equals("CONNECT", r.method)
+      assert.equals(target, r.path)
+      assert.is_nil(core.header(r, "authorization"))
       c:close()
-      -- and a proxy that is not there is a network error, even for a good base_url
-      c = core.client(emu, { proxy = "http://127.0.0.1:" .. core.closed_port() })
+      -- and a proxy that is not there is a network error
+      c = core.client(emu, { base_url = "https://" .. target .. "/client/v4",
+                             proxy = "http://127.0.0.1:" .. core.closed_port() })
       local _, err2 = c:update_members(A, G, { M4 })
       assert.equals("network", err2.kind)
       c:close()

@@ -412,7 +412,8 @@ describe("cfiam under nginx", function()
 
   describe("phases", function()
     it("leaves clients with a proxy to libcurl, and refuses to force cosockets for them", function()
-      local args = "&port=" .. nginx.free_port() .. "&base=" .. q(emu.base_url)
+      -- https: with a plain http base_url a proxy is refused
+      local args = "&port=" .. nginx.free_port() .. "&base=" .. q(emu.tls_base_url)
         .. "&path=" .. q(members_path(small.id))
       local status, body = srv:get("/proxy?t=auto" .. args)
       assert.equal(200, status)
