@@ -400,6 +400,75 @@ describe("cfiam under nginx", function()
     end)
   end)
 
+  describe("a client used before nginx forks its workers", function()
+    -- init_by_lua runs in the master: a call there opens a libcurl
+    -- connection (HTTP and HTTPS) that the two workers inherit. Each worker
+    -- must open its own connection instead of sharing the master's socket
+    -- (and TLS state), so that every caller gets its own answer.
+    it("is never reused across processes: 200 concurrent callers each get their own answer", function()
+      emu:reset(seed)
+      emu:clear_requests()
+      local path = members_path(big.id)
+      local forked = nginx.start{ workers = 2,
+        http = "init_by_lua_block {\n"
+          .. "  local cfiam = require('cfiam')\n"
+          .. "  local t = {}\n"
+          .. "  for s, base in pairs({ http = '" .. emu.base_url .. "', https = '"
+          .. emu.tls_base_url .. "' }) do\n"
+          .. "    t[s] = cfiam.new{ base_url = base, api_token = 'test-token',\n"
+          .. "      ca_file = '" .. emu.ca_file .. "', transport = 'curl', timeout = 5,\n"
+          .. "      max_retries = 0 }\n"
+          .. "    assert(t[s]:request('GET', '" .. path .. "'))\n"
+          .. "  end\n"
+          .. "  package.loaded.fork_clients = t\n"
+          .. "}",
+        server = [[
+          location = /fork { content_by_lua_block {
+            local c = package.loaded.fork_clients[ngx.var.arg_s]
+            local r, err = c:request("GET", "]] .. path .. [[",
+              { query = { per_page = 1, page = tonumber(ngx.var.arg_page) } })
+            ngx.say(ngx.worker.pid(), " ", r and r[1] and r[1].id or tostring(err))
+          } }
+        ]] }
+      local ok, err = pcall(function()
+        local before = emu:requests()
+        assert.equal(2, #before)                      -- the two calls in the master
+        local master_conn = {}
+        for _, r in ipairs(before) do master_conn[r.connection] = true end
+        emu:clear_requests()
+        local c = cfiam.new{ base_url = emu.base_url, api_token = "test-token" }
+        local all = assert(c:request("GET", path, { query = { per_page = 50 } }))
+        c:close()
+        emu:clear_requests()
+        local pending, want = {}, {}
+        for i = 1, 200 do
+          local page = (i - 1) % #all + 1
+          want[i] = all[page].id
+          pending[i] = nginx.send(forked.port, "/fork?s=" .. (i % 2 == 0 and "http" or "https")
+            .. "&page=" .. page)
+        end
+        local res = nginx.wait_all(pending, 60)
+        local pids, wrong = {}, {}
+        for i, r in ipairs(res) do
+          local pid, id = (r.body or ""):match("^(%d+) (.-)\n$")
+          if pid then pids[pid] = true end
+          if r.status ~= 200 or id ~= want[i] then
+            wrong[#wrong + 1] = i .. ": " .. tostring(r.status) .. " " .. tostring(r.body)
+          end
+        end
+        local npids = 0
+        for _ in pairs(pids) do npids = npids + 1 end
+        assert.equal(2, npids)                        -- both workers answered
+        assert.same({}, wrong)
+        for _, r in ipairs(emu:requests()) do
+          assert.is_nil(master_conn[r.connection], "a worker used the master's connection")
+        end
+      end)
+      forked:stop()
+      assert(ok, err)
+    end)
+  end)
+
   describe("plain Lua", function()
     it("keeps the C methods as they are (no ngx, no wrapper)", function()
       local methods = require("cfiam.core").client_methods
