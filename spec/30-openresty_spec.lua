@@ -13,6 +13,7 @@ local emulator = require("helpers.emulator")
 local nginx = require("helpers.nginx")
 local cfiam = require("cfiam")
 local cjson = require("cjson").new()
+local socket = require("socket")
 local unpack = table.unpack or unpack -- luacheck: ignore
 
 -- The test endpoints. /call runs a list of calls on a new client and
@@ -41,6 +42,14 @@ local SERVER = [==[
       local cfiam = require("cfiam")
       local c = cfiam.new{ base_url = ngx.unescape_uri(ngx.var.arg_base), api_token = "test-token",
         transport = ngx.var.arg_t, max_retries = 0, timeout = 20 }
+      local r, err = c:request("GET", ngx.unescape_uri(ngx.var.arg_path))
+      ngx.say(r and ("members " .. #r) or tostring(err))
+    } }
+
+    # One call to a base URL given by name (nginx resolves it).
+    location = /by_name { content_by_lua_block {
+      local c = require("cfiam").new{ base_url = ngx.unescape_uri(ngx.var.arg_base),
+        api_token = "test-token", max_retries = 0, timeout = 5 }
       local r, err = c:request("GET", ngx.unescape_uri(ngx.var.arg_path))
       ngx.say(r and ("members " .. #r) or tostring(err))
     } }
@@ -114,7 +123,8 @@ local SERVER = [==[
       cos.set_budget{ limit = tonumber(ngx.var.arg_limit),
         window = tonumber(ngx.var.arg_window) }
       local c = cfiam.new{ base_url = ngx.unescape_uri(ngx.var.arg_base), api_token = ngx.var.arg_token,
-        shared_dict = "cfiam", max_retries = tonumber(ngx.var.arg_retries) }
+        shared_dict = "cfiam", max_retries = tonumber(ngx.var.arg_retries),
+        timeout = tonumber(ngx.var.arg_timeout) }
       local out = {}
       for i = 1, tonumber(ngx.var.arg_n) do
         ngx.update_time()
@@ -147,6 +157,10 @@ end
 
 describe("cfiam under nginx", function()
   local emu, srv, seed, ids, A, big, small
+  -- nginx's resolver: a UDP socket that receives queries and never answers
+  local dns = assert(socket.udp())
+  assert(dns:setsockname("127.0.0.1", 0))
+  local _, dns_port = dns:getsockname()
 
   setup(function()
     seed, ids = emulator.seed{ members = 60, pending_every = 9,
@@ -157,7 +171,8 @@ describe("cfiam under nginx", function()
       main = "env CLOUDFLARE_API_TOKEN=test-token;\nenv CLOUDFLARE_BASE_URL="
         .. emu.base_url .. ";",
       http = "lua_ssl_trusted_certificate " .. emu.ca_file .. ";\n"
-        .. "lua_ssl_verify_depth 2;\nlua_shared_dict cfiam 1m;",
+        .. "lua_ssl_verify_depth 2;\nlua_shared_dict cfiam 1m;\n"
+        .. "resolver 127.0.0.1:" .. dns_port .. " ipv6=off;",
       -- the example endpoint, as examples/nginx.conf declares it
       server = SERVER .. [[
         location ~ ^/cfiam/groups/(?<cfiam_group>[^/]+)/members$ {
@@ -174,6 +189,7 @@ describe("cfiam under nginx", function()
   teardown(function()
     if srv then srv:stop() end
     if emu then emu:stop() end
+    dns:close()
   end)
 
   local function members_path(g) return "/accounts/" .. A .. "/iam/user_groups/" .. g .. "/members" end
@@ -303,6 +319,57 @@ describe("cfiam under nginx", function()
       assert.equal("network", here[1].b.kind)
       assert.equal("network", remote[1].b.kind)
       assert.matches("127.0.0.1 port " .. port, remote[1].b.message, 1, true)
+    end)
+  end)
+
+  describe("timeouts", function()
+    it("bound the name resolution too: a resolver that never answers costs connect_timeout per attempt", function()
+      -- nginx resolves host names itself (here "localhost", through the
+      -- silent resolver), with resolver_timeout (30 s by default)
+      local opts = { base_url = emu.base_url:gsub("127%.0%.0%.1", "localhost"),
+        api_token = "test-token", timeout = 2, connect_timeout = 0.5, max_retries = 1 }
+      local t0 = socket.gettime()
+      local status, body = srv:get("/call", 90, cjson.encode({ opts = opts,
+        calls = { { "request", "GET", members_path(small.id) } } }))
+      local took = socket.gettime() - t0
+      assert.equal(200, status, body)
+      local r = cjson.decode(body).results[1]
+      assert.is_nil(r.a)
+      assert.equal("timeout", r.b.kind, r.b.message)
+      assert.equal(2, r.b.attempts)
+      -- two attempts of 0.5 s and one backoff (at most 0.5 s)
+      assert.is_true(took < 2.5, "the call took " .. took .. " s")
+    end)
+  end)
+
+  -- Answers one A query on the resolver socket with 127.0.0.1, within
+  -- `within` seconds; returns whether it did.
+  local function answer_dns(within)
+    local deadline = socket.gettime() + within
+    dns:settimeout(0.2)
+    while socket.gettime() < deadline do
+      local query, ip, port = dns:receivefrom()
+      if query and #query > 12 then
+        local qend = query:find("\0", 13, true) + 4 -- the name, type and class
+        dns:sendto(query:sub(1, 2) .. "\129\128\0\1\0\1\0\0\0\0" .. query:sub(13, qend)
+          .. "\192\12\0\1\0\1\0\0\0\60\0\4\127\0\0\1", ip, port)
+        return true
+      end
+    end
+    return false
+  end
+
+  describe("host names", function()
+    it("are resolved by nginx's resolver and the call goes through", function()
+      emu:reset(seed)
+      dns:settimeout(0)
+      while dns:receivefrom() do end                 -- queries left by other tests
+      local p = nginx.send(srv.port, "/by_name?base="
+        .. q((emu.base_url:gsub("127%.0%.0%.1", "localhost"))) .. "&path=" .. q(members_path(small.id)))
+      assert.is_true(answer_dns(10), "nginx sent no query")
+      local r = nginx.wait_all({ p }, 10)[1]
+      assert.equal(200, r.status)
+      assert.equal("members 3\n", r.body)
     end)
   end)
 
@@ -580,9 +647,10 @@ describe("cfiam under nginx", function()
   end)
 
   describe("the shared budget", function()
-    local function budget(n, limit, window, token, retries)
+    local function budget(n, limit, window, token, retries, timeout)
       local status, body = srv:get("/budget?n=" .. n .. "&limit=" .. limit .. "&window="
         .. window .. "&token=" .. token .. "&retries=" .. (retries or 2)
+        .. (timeout and ("&timeout=" .. timeout) or "")
         .. "&base=" .. q(emu.base_url) .. "&path="
         .. q(members_path(small.id)), 120)
       assert.equal(200, status, body)
@@ -631,6 +699,19 @@ describe("cfiam under nginx", function()
       assert.is_true(out[2].ok)
       assert.is_true(out[2].s >= 0.8, "the next call waited only " .. out[2].s .. " s")
       assert.is_true(out[2].s < 3)
+    end)
+
+    it("never waits longer than the call's timeout: a longer wait fails at once, sending nothing", function()
+      emu:reset(seed)
+      emu:fault({ status = 429, headers = { ["Retry-After"] = "3" }, times = 1 })
+      -- the 429 holds the token off for 3 s; the next call has timeout = 1
+      local out = budget(2, 1200, 300, "ro-token", 0, 1)
+      assert.equal("rate_limited", out[1].kind)
+      assert.is_false(out[2].ok)
+      assert.equal("rate_limited", out[2].kind)
+      assert.is_true(out[2].retry_after > 1 and out[2].retry_after <= 3, out[2].retry_after)
+      assert.is_true(out[2].s < 0.5, "waited " .. out[2].s .. " s")
+      assert.equal(1, emu:stats().requests)           -- the refused call sent nothing
     end)
   end)
 end)

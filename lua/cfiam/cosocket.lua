@@ -35,10 +35,11 @@ if type(ngx) ~= "table" or type(ngx.socket) ~= "table" then
 end
 local tcp, sleep, now, update_time = ngx.socket.tcp, ngx.sleep, ngx.now,
   ngx.update_time
+local spawn, join, kill = ngx.thread.spawn, ngx.thread.wait, ngx.thread.kill
 local concat, tonumber, tostring, type, error, floor, fmt, lower, find,
   sub, match = table.concat, tonumber, tostring, type, error, math.floor,
   string.format, string.lower, string.find, string.sub, string.match
-local require, select = require, select
+local require, select, pcall = require, select, pcall
 
 local KEEPALIVE_MS = 60000   -- idle time of a pooled connection
 local POOL_SIZE = 32         -- pooled connections per host and port
@@ -261,6 +262,32 @@ local function read_body(x, cfg, method, status)
   return body, false
 end
 
+local function is_ip(host)
+  return find(host, ":", 1, true) or match(host, "^%d+%.%d+%.%d+%.%d+$")
+end
+
+local function nap(seconds) sleep(seconds) end -- spawn takes Lua functions
+
+-- sock:connect within `limit` ms, name resolution included: nginx bounds
+-- that only by resolver_timeout, so for a host name the connect runs in a
+-- light thread that is killed when the time is up (killing it cancels the
+-- resolution). Where light threads are unavailable, a plain connect.
+local function connect(sock, host, port, opts, limit)
+  sock:settimeout(limit)
+  if is_ip(host) then return sock:connect(host, port, opts) end
+  local ok, co = pcall(spawn, function()
+    return "done", sock:connect(host, port, opts)
+  end)
+  if not ok then return sock:connect(host, port, opts) end
+  local timer = spawn(nap, limit / 1000)
+  local done, tag, res, err = join(co, timer)
+  kill(co)
+  kill(timer)
+  if not done then error(tag, 0) end
+  if tag ~= "done" then return nil, "timeout" end
+  return res, err
+end
+
 -- Connects (or takes a pooled connection) and does the TLS handshake.
 -- Returns sock, reused or nil, kind, message.
 local function open(x, cfg)
@@ -271,9 +298,8 @@ local function open(x, cfg)
   local left = remaining_ms(x)
   if not left then return nil, timed_out(x) end
   local cto = ms(cfg.connect_timeout)
-  sock:settimeout(cto < left and cto or left)
-  local ok, err = sock:connect(host, cfg.port, { pool = x.pool,
-    pool_size = POOL_SIZE })
+  local ok, err = connect(sock, host, cfg.port, { pool = x.pool,
+    pool_size = POOL_SIZE }, cto < left and cto or left)
   if not ok then
     if err == "timeout" then
       update_time()
@@ -294,9 +320,7 @@ local function open(x, cfg)
     -- IP address SAN, and SNI must not carry an IP: for an IP literal
     -- base URL only the chain is verified (see the README).
     local name = cfg.host
-    if find(name, ":", 1, true) or match(name, "^%d+%.%d+%.%d+%.%d+$") then
-      name = nil
-    end
+    if is_ip(name) then name = nil end
     local done, herr = sock:sslhandshake(false, name, true)
     -- lua-nginx-module 0.10.23 reports success when a handshake that
     -- completed at once failed verification; it has closed the socket.
@@ -313,16 +337,16 @@ local function open(x, cfg)
   return sock, reused
 end
 
--- One attempt: returns status, headers, body or nil, kind, message.
--- A pooled connection that the server closed meanwhile is replaced once
--- by a fresh one (as libcurl does), without counting an attempt.
-local function exchange(cfg, req, wire)
+-- One attempt, which started at `started` and must end by `deadline`:
+-- returns status, headers, body or nil, kind, message. A pooled
+-- connection that the server closed meanwhile is replaced once by a fresh
+-- one (as libcurl does), within the same attempt.
+local function exchange(cfg, req, wire, started, deadline)
   local x
   for _ = 1, 2 do
-    update_time()
-    x = { started = now(), received = 0, head_bytes = 0,
+    x = { started = started, deadline = deadline, received = 0,
+      head_bytes = 0,
       pool = "cfiam:" .. cfg.scheme .. ":" .. cfg.host .. ":" .. cfg.port }
-    x.deadline = x.started + cfg.timeout
     local sock, reused_or_kind, msg = open(x, cfg)
     if not sock then return nil, reused_or_kind, msg end
     local reused = reused_or_kind
@@ -379,9 +403,10 @@ end
 -- by an MD5 of the credentials, never the credentials), as a sliding
 -- window (the previous window weighted by how much of it still overlaps).
 -- A request that would take the count over `soft` x limit waits with
--- ngx.sleep until it fits; a wait beyond RETRY_CAP seconds fails at once
--- with kind "rate_limited" and err.retry_after, as a long Retry-After does
--- in the C core. A 429 answer stops every worker using the token for its
+-- ngx.sleep until it fits; a wait beyond RETRY_CAP seconds, or beyond what
+-- is left of the attempt's timeout, fails at once with kind
+-- "rate_limited" and err.retry_after, as a long Retry-After does in the C
+-- core. A 429 answer stops every worker using the token for its
 -- Retry-After (or the C core's backoff).
 local BUDGET = { limit = 1200, window = 300, soft = 0.9 }
 local RETRY_CAP = 60
@@ -420,8 +445,9 @@ local function budget_key(client, req)
   return key
 end
 
--- Waits until one more request fits; returns true or nil, err.
-local function budget_take(client, cfg, req, attempt)
+-- Waits until one more request fits, by `deadline` at the latest;
+-- returns true or nil, err.
+local function budget_take(client, cfg, req, attempt, deadline)
   local dict, key = budget_dict(cfg), budget_key(client, req)
   local W, soft = BUDGET.window, BUDGET.limit * BUDGET.soft
   while true do
@@ -444,11 +470,12 @@ local function budget_take(client, cfg, req, attempt)
       end
       if wait < 0.001 then wait = 0.001 end
     end
-    if wait > RETRY_CAP then
+    if wait > RETRY_CAP or t + wait > deadline then
       return nil, require("cfiam.core").error({ kind = "rate_limited",
         message = fmt("the shared request budget of this token is used up "
-          .. "(%d requests per %d s, lua_shared_dict %s); retry after %.0f s",
-          BUDGET.limit, W, cfg.shared_dict, wait),
+          .. "(%d requests per %d s, lua_shared_dict %s); retry after %.0f s"
+          .. "%s", BUDGET.limit, W, cfg.shared_dict, wait,
+          wait > RETRY_CAP and "" or " (beyond the timeout of this call)"),
         errors = {}, messages = {}, attempts = attempt - 1,
         retry_after = wait })
     end
@@ -508,11 +535,14 @@ local function run(client, req)
   local attempt = 0
   while true do
     attempt = attempt + 1
+    update_time()
+    local started = now()
+    local deadline = started + cfg.timeout -- the budget's wait counts too
     if shared then
-      local ok, berr = budget_take(client, cfg, req, attempt)
+      local ok, berr = budget_take(client, cfg, req, attempt, deadline)
       if not ok then return nil, berr end
     end
-    local status, headers, body = exchange(cfg, req, wire)
+    local status, headers, body = exchange(cfg, req, wire, started, deadline)
     local res, second, wait
     if status then
       res, second, wait = core.outcome(client, req.decode, attempt, status,
