@@ -190,6 +190,7 @@ cfiam_client *cfiam_check_client(lua_State *L, int idx); /* raises if closed */
 void cfiam_client_init(lua_State *L);
 int cfiam_client_new(lua_State *L);
 int cfiam_default_client(lua_State *L);
+int cfiam_configure(lua_State *L);
 
 /* ---- idset.c ---------------------------------------------------------- */
 

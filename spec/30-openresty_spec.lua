@@ -76,8 +76,12 @@ local SERVER = [==[
         local before = cos.exchanges
         local c = cfiam.new{ base_url = ngx.unescape_uri(ngx.var.arg_base),
           api_token = "test-token", transport = ngx.var.arg_t }
-        local ok, r, err = pcall(c.request, c, "GET",
-          ngx.unescape_uri(ngx.var.arg_path))
+        local ok, r, err
+        if ngx.var.arg_f == "list" then
+          ok, r, err = pcall(c.list_members, c, ngx.var.arg_account, ngx.var.arg_group)
+        else
+          ok, r, err = pcall(c.request, c, "GET", ngx.unescape_uri(ngx.var.arg_path))
+        end
         if not ok then return "raised: " .. tostring(r) end
         return (r and ("members " .. #r) or tostring(err))
           .. " cosocket exchanges " .. (cos.exchanges - before)
@@ -389,6 +393,17 @@ describe("cfiam under nginx", function()
         assert.equal("tls", r.b.kind, r.b.message)
         assert.equal(1, r.b.attempts)                  -- not retried
         assert.matches("certificate", r.b.message)
+        assert.matches("lua_ssl_trusted_certificate", r.b.message, 1, true)
+        -- this nginx passes no environment variable to its workers: no
+        -- credentials, and the message says how nginx passes them
+        status, body = other:get("/call", 30, cjson.encode({ opts = {
+          base_url = emu.base_url }, calls = calls }))
+        assert.equal(200, status, body)
+        r = cjson.decode(body).results[1]
+        assert.equal("invalid_argument", r.b.kind)
+        assert.matches("no credentials", r.b.message, 1, true)
+        assert.matches("env CLOUDFLARE_API_TOKEN;", r.b.message, 1, true)
+        assert.is_nil(r.b.message:find("\n"))
       end)
       other:stop()
       assert(ok, err)
@@ -398,6 +413,37 @@ describe("cfiam under nginx", function()
         calls = { { "request", "GET", members_path(small.id) } } }))
       assert.equal(200, status)
       assert.equal(3, #cjson.decode(body).results[1].a)
+    end)
+  end)
+
+  describe("settings that cosockets cannot apply", function()
+    it("ca_file / ca_path: a warning in the error log, once per worker", function()
+      for _ = 1, 2 do
+        local status, body = srv:get("/call", 30, cjson.encode({ opts = {
+          base_url = emu.tls_base_url, api_token = "test-token", ca_file = emu.ca_file,
+          ca_path = "/nonexistent" }, calls = { { "request", "GET", members_path(small.id) } } }))
+        assert.equal(200, status, body)
+        assert.equal(3, #cjson.decode(body).results[1].a)
+      end
+      local _, n = srv:error_log():gsub("%[warn%][^\n]*cfiam: the ca_file and ca_path options", "")
+      assert.equal(1, n)
+    end)
+
+    it("the User-Agent names the transport that sent the request", function()
+      emu:reset(seed)
+      emu:clear_requests()
+      for _, ua in ipairs({ false, "mine/1.0" }) do
+        local status = srv:get("/call", 30, cjson.encode({ opts = { base_url = emu.base_url,
+          api_token = "test-token", user_agent = ua or nil },
+          calls = { { "request", "GET", members_path(small.id) } } }))
+        assert.equal(200, status)
+      end
+      local reqs = emu:requests()
+      local default = reqs[1].headers["user-agent"]
+      assert.matches("^cfiam/%d+%.%d+%.%d+ %(", default)
+      assert.matches("lua-nginx-module/0.10", default, 1, true)
+      assert.is_nil(default:find("libcurl", 1, true))
+      assert.equal("mine/1.0", reqs[2].headers["user-agent"])
     end)
   end)
 
@@ -536,7 +582,99 @@ describe("cfiam under nginx", function()
     end)
   end)
 
+  describe("cfiam.configure", function()
+    it("in init_by_lua sets up the client of the module-level functions", function()
+      emu:reset(seed)
+      local path = members_path(small.id)
+      local configured = nginx.start{
+        http = "init_by_lua_block { require('cfiam').configure{ base_url = '"
+          .. emu.base_url .. "', api_token = 'test-token', max_retries = 0 } }",
+        server = [[
+          location = /default { content_by_lua_block {
+            local r, err = require("cfiam").request("GET", "]] .. path .. [[")
+            ngx.say(r and ("members " .. #r) or (err.kind .. " after " .. err.attempts))
+          } }
+        ]] }
+      local ok, err = pcall(function()
+        assert.same({ 200, "members 3\n" }, { configured:get("/default") })
+        emu:fault({ status = 500, times = 1 })
+        -- max_retries = 0: the 500 is returned, not retried
+        assert.same({ 200, "server after 1\n" }, { configured:get("/default") })
+      end)
+      configured:stop()
+      assert(ok, err)
+    end)
+  end)
+
+  describe("the keep-alive pool", function()
+    -- Two rounds of two concurrent calls in one request; returns how many
+    -- connections the worker opened.
+    local function rounds(http, query)
+      local pool = nginx.start{ http = http, server = [[
+        location = /pool { content_by_lua_block {
+          local cos = require("cfiam.cosocket")
+          local c = require("cfiam").new{ base_url = "]] .. emu.base_url .. [[",
+            api_token = "test-token", pool_size = tonumber(ngx.var.arg_size),
+            keepalive_timeout = tonumber(ngx.var.arg_ka) }
+          local before = cos.connections_opened
+          local function call() assert(c:request("GET", "]] .. members_path(small.id) .. [[")) end
+          for _ = 1, 2 do
+            local a, b = ngx.thread.spawn(call), ngx.thread.spawn(call)
+            assert(ngx.thread.wait(a))
+            assert(ngx.thread.wait(b))
+            -- the idle time that a short keepalive_timeout must not survive
+            if ngx.var.arg_idle then ngx.sleep(tonumber(ngx.var.arg_idle)) end
+          end
+          ngx.say(cos.connections_opened - before)
+        } }
+      ]] }
+      local status, body = pool:get("/pool?" .. (query or ""))
+      pool:stop()
+      assert.equal(200, status, body)
+      return tonumber(body)
+    end
+
+    it("follows nginx's lua_socket_pool_size, or the pool_size option", function()
+      emu:reset(seed)
+      assert.equal(2, rounds(""))                      -- both connections kept
+      assert.equal(3, rounds("lua_socket_pool_size 1;"))
+      assert.equal(3, rounds("", "size=1"))
+    end)
+
+    it("follows nginx's lua_socket_keepalive_timeout, or the keepalive_timeout option", function()
+      emu:reset(seed)
+      assert.equal(4, rounds("lua_socket_keepalive_timeout 100ms;", "idle=0.5"))
+      assert.equal(4, rounds("", "ka=0.1&idle=0.5"))
+      assert.equal(2, rounds("", "idle=0.5"))        -- nginx's default: 60 s
+    end)
+
+    it("options are checked like every other", function()
+      assert.has_error(function() cfiam.new{ pool_size = "3" } end,
+        "cfiam.new: option 'pool_size' must be a number, got string")
+      assert.has_error(function() cfiam.new{ pool_size = 0 } end,
+        "cfiam.new: option 'pool_size' is out of range")
+      assert.has_error(function() cfiam.new{ keepalive_timeout = -1 } end,
+        "cfiam.new: option 'keepalive_timeout' is out of range")
+    end)
+  end)
+
   describe("plain Lua", function()
+    it("cfiam.configure replaces the default client (and configure() goes back to the environment)", function()
+      emu:reset(seed)
+      local c = cfiam.configure{ base_url = emu.base_url, api_token = "test-token", max_retries = 0 }
+      assert.equal(c, cfiam.default_client())
+      emu:fault({ status = 500, times = 1 })
+      local r, err = cfiam.request("GET", members_path(small.id))
+      assert.is_nil(r)
+      assert.equal(1, err.attempts)
+      assert.equal(3, #assert(cfiam.list_members(A, small.id)))
+      assert.has_error(function() cfiam.configure{ nope = 1 } end, "cfiam.new: unknown option 'nope'")
+      assert.has_error(function() cfiam.configure("x") end)
+      local env = cfiam.configure()
+      assert.not_equal(c, env)
+      assert.equal(env, cfiam.default_client())
+    end)
+
     it("keeps the C methods as they are (no ngx, no wrapper)", function()
       local methods = require("cfiam.core").client_methods
       assert.equal("C", debug.getinfo(methods.request, "S").what)
@@ -576,6 +714,28 @@ describe("cfiam under nginx", function()
       assert.equal(200, status)
       assert.matches("raised: .*transport \"cosocket\" is not available in the nginx 'set' phase", body)
     end)
+
+    it("warns once per worker when a call falls back to libcurl", function()
+      local args = "&base=" .. q(emu.base_url) .. "&path=" .. q(members_path(small.id))
+      for _ = 1, 3 do
+        local status, body = srv:get("/set_phase?t=auto" .. args)
+        assert.equal(200, status)
+        assert.equal("members 3 cosocket exchanges 0\n", body)
+      end
+      local _, n = srv:error_log():gsub("%[warn%][^\n]*cfiam: no cosockets in the nginx 'set' phase", "")
+      assert.equal(1, n)
+    end)
+
+    it("raise at the caller's line, not inside cfiam", function()
+      local args = "&base=" .. q(emu.base_url) .. "&path=" .. q(members_path(small.id))
+        .. "&account=" .. A .. "&group=" .. small.id
+      for _, f in ipairs({ "request", "list" }) do
+        local status, body = srv:get("/set_phase?t=cosocket&f=" .. f .. args)
+        assert.equal(200, status)
+        -- the set_by_lua_block's own line, where pcall called cfiam
+        assert.matches("^raised: set_by_lua%(nginx%.conf:%d+%):%d+: cfiam: transport", body)
+      end
+    end)
   end)
 
   describe("examples/nginx.conf", function()
@@ -593,7 +753,7 @@ describe("cfiam under nginx", function()
     local function post(group, doc)
       local status, body = srv:get("/cfiam/groups/" .. group .. "/members", 30,
         doc and cjson.encode(doc))
-      return status, cjson.decode(body)
+      return status, cjson.decode(body), body
     end
     local function ids_of(list)
       local t = {}
@@ -628,6 +788,28 @@ describe("cfiam under nginx", function()
       assert.same({ m[4], m[6] }, ids_of(doc.members))
       assert.same({ m[4], m[6] }, ids_of(assert(c:list_members(A, small.id))))
       c:close()
+    end)
+
+    it("writes nothing in mode replace with dry_run, and empty lists as []", function()
+      emu:reset(seed)
+      emu:clear_requests()
+      local m, e = big.member_ids, big.emails
+      local status, doc = post(small.id, { mode = "replace", members = { m[1], e[5] }, dry_run = true })
+      assert.equal(200, status)
+      assert.is_true(doc.dry_run)
+      assert.same({ m[5] }, ids_of(doc.plan.add))
+      assert.same({ m[2], m[3] }, ids_of(doc.plan.remove))
+      for _, r in ipairs(emu:requests()) do assert.equal("GET", r.method) end
+      local c = cfiam.new{ base_url = emu.base_url, api_token = "test-token" }
+      assert.same({ m[1], m[2], m[3] }, ids_of(assert(c:list_members(A, small.id))))
+      c:close()
+      -- nothing to add or remove: the lists are JSON arrays
+      local body
+      status, doc, body = post(small.id, { members = { m[1], m[2], m[3] }, dry_run = true })
+      assert.equal(200, status)
+      assert.same({}, doc.plan.add)
+      assert.matches('"add":[]', body, 1, true)
+      assert.matches('"remove":[]', body, 1, true)
     end)
 
     it("answers errors as JSON with a status per kind", function()

@@ -19,13 +19,17 @@
 -- Caveats: certificates are checked against nginx's
 -- lua_ssl_trusted_certificate (the client's ca_file / ca_path apply to
 -- libcurl only), and for an IP-address host only the chain is checked
--- (nginx matches DNS names only); host names need an nginx `resolver`;
+-- (nginx matches DNS names only); host names need an nginx `resolver`
+-- (the connect, resolution included, is bounded by connect_timeout);
 -- redirects are not followed (the C core turns a 3xx into an error); no
 -- proxy; responses are not compressed (no Accept-Encoding is sent). The
 -- header block is bounded (MAX_HEADER_BYTES) line by line, so a single
 -- endless header line is bounded only by the timeout. Connections are
--- pooled per worker by scheme, host and port: every location of one nginx
--- should trust the same CA bundle.
+-- pooled per worker by scheme, host, port (and pool_size when the client
+-- sets one): every location of one nginx should trust the same CA bundle.
+-- Without pool_size / keepalive_timeout, nginx's lua_socket_pool_size and
+-- lua_socket_keepalive_timeout apply. The User-Agent names this transport
+-- instead of libcurl, unless the client set its own.
 local _M = {}
 
 local ngx = ngx -- luacheck: globals ngx
@@ -37,12 +41,11 @@ local tcp, sleep, now, update_time = ngx.socket.tcp, ngx.sleep, ngx.now,
   ngx.update_time
 local spawn, join, kill = ngx.thread.spawn, ngx.thread.wait, ngx.thread.kill
 local concat, tonumber, tostring, type, error, floor, fmt, lower, find,
-  sub, match = table.concat, tonumber, tostring, type, error, math.floor,
-  string.format, string.lower, string.find, string.sub, string.match
+  sub, match, gsub = table.concat, tonumber, tostring, type, error,
+  math.floor, string.format, string.lower, string.find, string.sub,
+  string.match, string.gsub
 local require, select, pcall = require, select, pcall
 
-local KEEPALIVE_MS = 60000   -- idle time of a pooled connection
-local POOL_SIZE = 32         -- pooled connections per host and port
 local MAX_HEADER_BYTES = 102400 -- as libcurl's CURL_MAX_HTTP_HEADER
 local READ_PIECE = 65536     -- read size for bodies without a length
 
@@ -299,7 +302,7 @@ local function open(x, cfg)
   if not left then return nil, timed_out(x) end
   local cto = ms(cfg.connect_timeout)
   local ok, err = connect(sock, host, cfg.port, { pool = x.pool,
-    pool_size = POOL_SIZE }, cto < left and cto or left)
+    pool_size = cfg.pool_size }, cto < left and cto or left)
   if not ok then
     if err == "timeout" then
       update_time()
@@ -331,10 +334,19 @@ local function open(x, cfg)
       sock:close()
       if herr == "timeout" then return nil, timed_out(x) end
       return nil, "tls", "SSL certificate problem or handshake failure: "
-        .. tostring(herr)
+        .. tostring(herr) .. " (cosockets verify against nginx's "
+        .. "lua_ssl_trusted_certificate)"
     end
   end
   return sock, reused
+end
+
+-- The keep-alive pool of a client's connections. nginx sizes a pool when
+-- it creates it, so a client with its own pool_size gets its own pool.
+local function pool_name(cfg)
+  local name = "cfiam:" .. cfg.scheme .. ":" .. cfg.host .. ":" .. cfg.port
+  if cfg.pool_size then name = name .. ":" .. cfg.pool_size end
+  return name
 end
 
 -- One attempt, which started at `started` and must end by `deadline`:
@@ -345,8 +357,7 @@ local function exchange(cfg, req, wire, started, deadline)
   local x
   for _ = 1, 2 do
     x = { started = started, deadline = deadline, received = 0,
-      head_bytes = 0,
-      pool = "cfiam:" .. cfg.scheme .. ":" .. cfg.host .. ":" .. cfg.port }
+      head_bytes = 0, pool = pool_name(cfg) }
     local sock, reused_or_kind, msg = open(x, cfg)
     if not sock then return nil, reused_or_kind, msg end
     local reused = reused_or_kind
@@ -376,7 +387,8 @@ local function exchange(cfg, req, wire, started, deadline)
       end
       keep = k
       if keep then
-        sock:setkeepalive(KEEPALIVE_MS, POOL_SIZE)
+        sock:setkeepalive(cfg.keepalive_timeout
+          and ms(cfg.keepalive_timeout), cfg.pool_size)
       else
         sock:close()
       end
@@ -427,8 +439,9 @@ end
 local function budget_dict(cfg)
   local dict = ngx.shared[cfg.shared_dict]
   if not dict then
-    error("cfiam: shared_dict '" .. cfg.shared_dict .. "' is not declared "
-      .. "(add `lua_shared_dict " .. cfg.shared_dict .. " 1m;` to http{})", 4)
+    transport.raise("cfiam: shared_dict '" .. cfg.shared_dict .. "' is not "
+      .. "declared (add `lua_shared_dict " .. cfg.shared_dict .. " 1m;` to "
+      .. "http{})")
   end
   return dict
 end
@@ -518,12 +531,27 @@ local function host_header(cfg)
   return h
 end
 
+-- The default User-Agent, "cfiam/V (Lua 5.1; libcurl/x)", names this
+-- transport instead of libcurl; a User-Agent the client set is kept.
+local UA_DEFAULT = "(User%-Agent: cfiam/[^ \r]+ %([^;\r]+); libcurl/[^)\r]*%)"
+local ua_ours -- the replacement, made on first use
+
+local function headers_of(req)
+  if not ua_ours then
+    local v, n = ngx.config.ngx_lua_version, ngx.config.nginx_version
+    ua_ours = fmt("%%1; lua-nginx-module/%d.%d.%d; nginx/%d.%d.%d)",
+      floor(v / 1000000), floor(v / 1000) % 1000, v % 1000,
+      floor(n / 1000000), floor(n / 1000) % 1000, n % 1000)
+  end
+  return (gsub(req.headers, UA_DEFAULT, ua_ours, 1))
+end
+
 -- Runs a prepared request with retries. Returns what client:request does.
 local function run(client, req)
   local core = require("cfiam.core")
   local cfg = transport.config_of(client)
   local parts = { req.method, " ", cfg.prefix or "", req.target,
-    " HTTP/1.1\r\nHost: ", host_header(cfg), "\r\n", req.headers }
+    " HTTP/1.1\r\nHost: ", host_header(cfg), "\r\n", headers_of(req) }
   if req.body then
     parts[#parts + 1] = "Content-Length: " .. #req.body .. "\r\n\r\n"
     parts[#parts + 1] = req.body
@@ -569,12 +597,12 @@ end
 -- @return members | nil, err
 function _M.update_members(client, account, group, ids, opts)
   if type(ids) ~= "table" then
-    error("bad argument #3 to 'update_members' (table expected, got "
-      .. type(ids) .. ")", 3)
+    transport.raise("bad argument #3 to 'update_members' (table expected, "
+      .. "got " .. type(ids) .. ")")
   end
   if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #4 to 'update_members' (table expected, got "
-      .. type(opts) .. ")", 3)
+    transport.raise("bad argument #4 to 'update_members' (table expected, "
+      .. "got " .. type(opts) .. ")")
   end
   local path, err = require("cfiam.core").members_path(client, account, group)
   if not path then return nil, err end
