@@ -659,6 +659,49 @@ describe("cfiam under nginx", function()
   end)
 
   describe("plain Lua", function()
+    -- LuaJIT's FFI can fork this process: the child uses (then closes) a
+    -- client whose connection the parent opened; the parent's connection
+    -- must be left as it was (over TLS: no close_notify from the child).
+    it("a forked child opens its own connection and leaves the parent's alone", function()
+      if not jit then
+        pending("needs LuaJIT's FFI to fork (the nginx test above runs the same C code)")
+        return
+      end
+      local ffi = require("ffi")
+      pcall(ffi.cdef, "int fork(void); void _exit(int); int waitpid(int, int *, int);")
+      emu:reset(seed)
+      local path = members_path(small.id)
+      for _, base in ipairs({ emu.base_url, emu.tls_base_url }) do
+        emu:clear_requests()
+        local c = cfiam.new{ base_url = base, api_token = "test-token", ca_file = emu.ca_file,
+          max_retries = 0, timeout = 5 }
+        assert(c:request("GET", path))
+        local out = os.tmpname()
+        local pid = ffi.C.fork()
+        if pid == 0 then -- the child: one call, close, leave without cleanup
+          local ok, r = pcall(c.request, c, "GET", path)
+          pcall(c.close, c)
+          local f = io.open(out, "wb")
+          if f then f:write(ok and r and #r or "failed") f:close() end
+          ffi.C._exit(0)
+        end
+        assert.is_true(pid > 0)
+        local status = ffi.new("int[1]")
+        assert.equal(pid, ffi.C.waitpid(pid, status, 0))
+        local f = assert(io.open(out, "rb"))
+        local child = f:read("*a")
+        f:close()
+        os.remove(out)
+        assert.equal("3", child)                       -- the child's own answer
+        assert(c:request("GET", path))                 -- the parent, after the child closed
+        c:close()
+        local reqs = emu:requests()
+        assert.equal(3, #reqs)
+        assert.not_equal(reqs[1].connection, reqs[2].connection, base)  -- child: its own
+        assert.equal(reqs[1].connection, reqs[3].connection, base)      -- parent: undisturbed
+      end
+    end)
+
     it("cfiam.configure replaces the default client (and configure() goes back to the environment)", function()
       emu:reset(seed)
       local c = cfiam.configure{ base_url = emu.base_url, api_token = "test-token", max_retries = 0 }
