@@ -36,6 +36,7 @@ CFIAM_EXPORT int luaopen_cfiam(lua_State *L) {
     static const luaL_Reg funcs[] = {
         {"new", cfiam_client_new},
         {"default_client", cfiam_default_client},
+        {"configure", cfiam_configure},
         {NULL, NULL}};
     int core;
     if (!curl_ready) {

@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <curl/curl.h>
 #include "compat.h"
 
@@ -159,8 +160,15 @@ void cfiam_capture_header(cfiam_resp_headers *h, const char *line, size_t len);
 
 typedef enum { CFIAM_AUTH_NONE, CFIAM_AUTH_TOKEN, CFIAM_AUTH_KEY } cfiam_auth;
 
+/* Sockets a client's easy handle may hold at once (its connection cache
+ * and a connect in progress); more are not tracked (see transport_curl.c). */
+#define CFIAM_MAX_SOCKS 8
+
 typedef struct cfiam_client {
     CURL *curl;                     /* NULL until first curl request */
+    pid_t curl_pid;                 /* the process that made `curl` */
+    curl_socket_t socks[CFIAM_MAX_SOCKS]; /* sockets `curl` has open */
+    int nsocks;
     struct curl_slist *headers;     /* Content-Type first, then the rest */
     char errbuf[CURL_ERROR_SIZE];
     cfiam_buf body;                 /* request body, reused */
@@ -190,6 +198,7 @@ cfiam_client *cfiam_check_client(lua_State *L, int idx); /* raises if closed */
 void cfiam_client_init(lua_State *L);
 int cfiam_client_new(lua_State *L);
 int cfiam_default_client(lua_State *L);
+int cfiam_configure(lua_State *L);
 
 /* ---- idset.c ---------------------------------------------------------- */
 

@@ -26,7 +26,8 @@ static const struct {
     {"ca_file", O_STRING}, {"ca_path", O_STRING}, {"proxy", O_STRING},
     {"user_agent", O_STRING}, {"headers", O_TABLE},
     {"max_response_bytes", O_NUMBER}, {"transport", O_STRING},
-    {"shared_dict", O_STRING}, {NULL, O_STRING}};
+    {"shared_dict", O_STRING}, {"pool_size", O_NUMBER},
+    {"keepalive_timeout", O_NUMBER}, {NULL, O_STRING}};
 
 static const char *const type_names[] = {"string", "number", "table"};
 
@@ -83,6 +84,21 @@ static double number_opt(lua_State *L, int opts, const char *name, double def,
     if (!(v >= min && v <= max))
         luaL_error(L, "cfiam.new: option '%s' is out of range", name);
     return v;
+}
+
+/* An optional number for the cosocket transport, kept in the config table
+ * only when given (nil: nginx's own directive applies). */
+static void optional_number(lua_State *L, int opts, int cfg, const char *name,
+                            double min, double max) {
+    lua_getfield(L, opts, name);
+    if (!lua_isnil(L, -1)) {
+        double v = lua_tonumber(L, -1);
+        if (!(v >= min && v <= max))
+            luaL_error(L, "cfiam.new: option '%s' is out of range", name);
+        lua_setfield(L, cfg, name);
+    } else {
+        lua_pop(L, 1);
+    }
 }
 
 /* Records the first configuration error; every call will report it. */
@@ -275,8 +291,9 @@ static int client_tostring(lua_State *L) {
 /* core.config(client) -> the non-secret settings, for the Lua transports. */
 static int client_config(lua_State *L) {
     cfiam_client *c = cfiam_check_client(L, 1);
-    static const char *const copied[] = {"transport", "shared_dict", "ca_file",
-                                         "ca_path", "proxy", NULL};
+    static const char *const copied[] = {
+        "transport", "shared_dict", "ca_file", "ca_path", "proxy", "pool_size",
+        "keepalive_timeout", NULL};
     int i;
     lua_createtable(L, 0, 16);
     cfiam_getuservalue(L, 1);
@@ -374,6 +391,8 @@ int cfiam_client_new(lua_State *L) {
         L, opts, "max_response_bytes", DEFAULT_MAX_RESPONSE, 1, 1e15);
     take(L, opts, cfg, "transport", NULL, NULL);
     take(L, opts, cfg, "shared_dict", NULL, NULL);
+    optional_number(L, opts, cfg, "pool_size", 1, 1e6);
+    optional_number(L, opts, cfg, "keepalive_timeout", 0, 1e6);
     {
         static const char *const paths[] = {"ca_file", "ca_path", "proxy", NULL};
         int i;
@@ -411,6 +430,19 @@ int cfiam_default_client(lua_State *L) {
         lua_pushvalue(L, -1);
         lua_setfield(L, LUA_REGISTRYINDEX, "cfiam.default");
     }
+    return 1;
+}
+
+/* cfiam.configure([opts]) -> client: replaces the default client with
+ * cfiam.new(opts) (the environment alone when opts is nil). The previous
+ * one is left to the collector: a caller may still hold it. */
+int cfiam_configure(lua_State *L) {
+    lua_settop(L, 1);
+    lua_pushcfunction(L, cfiam_client_new);
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, "cfiam.default");
     return 1;
 }
 

@@ -8,9 +8,22 @@
  * into client-owned buffers and never touch Lua; a body over
  * max_response_bytes, or an allocation failure, stops the transfer with a
  * flag that cfiam_curl_kind reads afterwards.
+ *
+ * After a fork (nginx makes its workers from the master, where
+ * init_by_lua may have made a call), parent and child hold the same
+ * sockets and TLS state: two processes writing to one connection read
+ * each other's answers. The handle remembers the pid that made it; a
+ * different pid at the next use (or at close) abandons it in the child:
+ * curl_easy_cleanup would send a TLS close_notify on the parent's
+ * connection, so the handle is deliberately leaked (once per fork), and
+ * only the child's references to its sockets are closed, with close(2),
+ * which sends nothing while the parent holds them. A fresh handle (new
+ * connections, no shared TLS session) is made on the next call.
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include "cfiam.h"
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud) {
@@ -44,6 +57,41 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud) {
     return len;
 }
 
+/* Opens the sockets libcurl asks for (as libcurl would) and records
+ * them; a socket beyond CFIAM_MAX_SOCKS is not recorded, so a forked
+ * child would only keep (not disturb) it. */
+static curl_socket_t on_open(void *ud, curlsocktype purpose,
+                             struct curl_sockaddr *a) {
+    cfiam_client *c = ud;
+    curl_socket_t s = socket(a->family, a->socktype, a->protocol);
+    (void)purpose;
+    if (s != CURL_SOCKET_BAD && c->nsocks < CFIAM_MAX_SOCKS)
+        c->socks[c->nsocks++] = s;
+    return s;
+}
+
+static int on_close(void *ud, curl_socket_t s) {
+    cfiam_client *c = ud;
+    int i;
+    for (i = 0; i < c->nsocks; i++)
+        if (c->socks[i] == s) {
+            c->socks[i] = c->socks[--c->nsocks];
+            break;
+        }
+    return close(s);
+}
+
+/* In a forked child: abandons the parent's handle (see the top). */
+static void drop_if_forked(cfiam_client *c) {
+    int i;
+    if (c->curl == NULL || c->curl_pid == getpid())
+        return;
+    for (i = 0; i < c->nsocks; i++)
+        close(c->socks[i]);
+    c->nsocks = 0;
+    c->curl = NULL; /* leaked on purpose: cleaning it up would write */
+}
+
 /* Creates and configures the easy handle. Returns 0 on failure. */
 static int curl_setup(cfiam_client *c, lua_State *L) {
     CURL *h = curl_easy_init();
@@ -51,6 +99,12 @@ static int curl_setup(cfiam_client *c, lua_State *L) {
     if (h == NULL)
         return 0;
     c->curl = h;
+    c->curl_pid = getpid();
+    c->nsocks = 0;
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, on_open);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, c);
+    curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, on_close);
+    curl_easy_setopt(h, CURLOPT_CLOSESOCKETDATA, c);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->errbuf);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -162,6 +216,7 @@ cfiam_kind cfiam_curl_kind(CURLcode rc, const cfiam_client *c) {
 }
 
 void cfiam_curl_close(cfiam_client *c) {
+    drop_if_forked(c);
     if (c->curl) {
         curl_easy_cleanup(c->curl);
         c->curl = NULL;
@@ -170,5 +225,6 @@ void cfiam_curl_close(cfiam_client *c) {
 
 /* Called by request.c before the first transfer; the client is at index 1. */
 int cfiam_curl_ready(cfiam_client *c, lua_State *L) {
+    drop_if_forked(c);
     return c->curl != NULL || curl_setup(c, L);
 }

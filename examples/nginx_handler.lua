@@ -11,9 +11,12 @@
 -- difference (a POST of the additions, a DELETE per removal: nobody the
 -- plan does not remove is removed), refusing (409, kind "guard") to
 -- remove more than max_removals members or to empty the group unless
--- allowed; the answer carries the plan. mode "replace" resolves e-mails and sends the PUT as
--- is (no guard beyond allow_empty); the answer carries the new members.
--- Answers are JSON: { "ok": true, ... } or { "ok": false, "error": {...} }.
+-- allowed; the answer carries the plan. mode "replace" resolves e-mails
+-- and sends the PUT as is (no guard beyond allow_empty); the answer
+-- carries the new members. With dry_run, either mode only answers the
+-- plan and writes nothing.
+-- Answers are JSON: { "ok": true, ... } or { "ok": false, "error": {...} };
+-- lists are JSON arrays, empty ones included.
 --
 -- The account comes from the nginx variable $cfiam_account, credentials
 -- and base URL from the environment (CLOUDFLARE_API_TOKEN, ...; nginx
@@ -33,10 +36,26 @@ local STATUS = {
   invalid_response = 502,
 }
 
+-- JSON with every empty table written as [] (lua-cjson writes {}): each
+-- object in these answers has fields, so an empty table is a list.
+local function encode(v)
+  if type(v) ~= "table" then return cjson.encode(v) end
+  if next(v) == nil then return "[]" end
+  local out = {}
+  if #v > 0 then
+    for i = 1, #v do out[i] = encode(v[i]) end
+    return "[" .. table.concat(out, ",") .. "]"
+  end
+  for k, x in pairs(v) do
+    out[#out + 1] = cjson.encode(tostring(k)) .. ":" .. encode(x)
+  end
+  return "{" .. table.concat(out, ",") .. "}"
+end
+
 local function reply(status, doc)
   ngx.status = status
   ngx.header["Content-Type"] = "application/json"
-  ngx.say(cjson.encode(doc))
+  ngx.say(encode(doc))
   return ngx.exit(status)
 end
 
@@ -80,14 +99,27 @@ if not cfiam.is_id(group) then -- a name: find its id
 end
 
 local mode = req.mode or "sync"
+if mode ~= "sync" and mode ~= "replace" then
+  return reply(400, { ok = false, error = { kind = "invalid_argument",
+    message = "mode must be \"sync\" or \"replace\"" } })
+end
+local dry_run = req.dry_run == true
 if mode == "sync" then
   local plan, err = client:sync_members(account, group, req.members, {
-    dry_run = req.dry_run == true, allow_empty = req.allow_empty == true,
+    dry_run = dry_run, allow_empty = req.allow_empty == true,
     max_removals = tonumber(req.max_removals) })
   if not plan then return fail(err) end
-  return reply(200, { ok = true, group = group, dry_run = req.dry_run == true,
+  return reply(200, { ok = true, group = group, dry_run = dry_run,
     plan = plan })
-elseif mode == "replace" then
+elseif dry_run then -- replace, planned only: what the PUT would change
+  if #req.members == 0 and req.allow_empty ~= true then
+    return reply(400, { ok = false, error = { kind = "invalid_argument",
+      message = "an empty members list empties the group: set allow_empty" } })
+  end
+  local plan, err = client:plan_members(account, group, req.members)
+  if not plan then return fail(err) end
+  return reply(200, { ok = true, group = group, dry_run = true, plan = plan })
+else -- replace
   -- update_members takes ids; resolve the e-mail addresses first
   local ids, emails = {}, {}
   for _, m in ipairs(req.members) do
@@ -101,7 +133,6 @@ elseif mode == "replace" then
   local members, err = client:update_members(account, group, ids,
     { allow_empty = req.allow_empty == true })
   if not members then return fail(err) end
-  return reply(200, { ok = true, group = group, members = members })
+  return reply(200, { ok = true, group = group, dry_run = false,
+    members = members })
 end
-return reply(400, { ok = false, error = { kind = "invalid_argument",
-  message = "mode must be \"sync\" or \"replace\"" } })

@@ -13,6 +13,7 @@ local emulator = require("helpers.emulator")
 local nginx = require("helpers.nginx")
 local cfiam = require("cfiam")
 local cjson = require("cjson").new()
+local socket = require("socket")
 local unpack = table.unpack or unpack -- luacheck: ignore
 
 -- The test endpoints. /call runs a list of calls on a new client and
@@ -45,6 +46,14 @@ local SERVER = [==[
       ngx.say(r and ("members " .. #r) or tostring(err))
     } }
 
+    # One call to a base URL given by name (nginx resolves it).
+    location = /by_name { content_by_lua_block {
+      local c = require("cfiam").new{ base_url = ngx.unescape_uri(ngx.var.arg_base),
+        api_token = "test-token", max_retries = 0, timeout = 5 }
+      local r, err = c:request("GET", ngx.unescape_uri(ngx.var.arg_path))
+      ngx.say(r and ("members " .. #r) or tostring(err))
+    } }
+
     # n calls in a row on one client: how many connections were opened.
     location = /many { content_by_lua_block {
       local cfiam = require("cfiam")
@@ -67,8 +76,12 @@ local SERVER = [==[
         local before = cos.exchanges
         local c = cfiam.new{ base_url = ngx.unescape_uri(ngx.var.arg_base),
           api_token = "test-token", transport = ngx.var.arg_t }
-        local ok, r, err = pcall(c.request, c, "GET",
-          ngx.unescape_uri(ngx.var.arg_path))
+        local ok, r, err
+        if ngx.var.arg_f == "list" then
+          ok, r, err = pcall(c.list_members, c, ngx.var.arg_account, ngx.var.arg_group)
+        else
+          ok, r, err = pcall(c.request, c, "GET", ngx.unescape_uri(ngx.var.arg_path))
+        end
         if not ok then return "raised: " .. tostring(r) end
         return (r and ("members " .. #r) or tostring(err))
           .. " cosocket exchanges " .. (cos.exchanges - before)
@@ -114,7 +127,8 @@ local SERVER = [==[
       cos.set_budget{ limit = tonumber(ngx.var.arg_limit),
         window = tonumber(ngx.var.arg_window) }
       local c = cfiam.new{ base_url = ngx.unescape_uri(ngx.var.arg_base), api_token = ngx.var.arg_token,
-        shared_dict = "cfiam", max_retries = tonumber(ngx.var.arg_retries) }
+        shared_dict = "cfiam", max_retries = tonumber(ngx.var.arg_retries),
+        timeout = tonumber(ngx.var.arg_timeout) }
       local out = {}
       for i = 1, tonumber(ngx.var.arg_n) do
         ngx.update_time()
@@ -147,6 +161,10 @@ end
 
 describe("cfiam under nginx", function()
   local emu, srv, seed, ids, A, big, small
+  -- nginx's resolver: a UDP socket that receives queries and never answers
+  local dns = assert(socket.udp())
+  assert(dns:setsockname("127.0.0.1", 0))
+  local _, dns_port = dns:getsockname()
 
   setup(function()
     seed, ids = emulator.seed{ members = 60, pending_every = 9,
@@ -157,7 +175,8 @@ describe("cfiam under nginx", function()
       main = "env CLOUDFLARE_API_TOKEN=test-token;\nenv CLOUDFLARE_BASE_URL="
         .. emu.base_url .. ";",
       http = "lua_ssl_trusted_certificate " .. emu.ca_file .. ";\n"
-        .. "lua_ssl_verify_depth 2;\nlua_shared_dict cfiam 1m;",
+        .. "lua_ssl_verify_depth 2;\nlua_shared_dict cfiam 1m;\n"
+        .. "resolver 127.0.0.1:" .. dns_port .. " ipv6=off;",
       -- the example endpoint, as examples/nginx.conf declares it
       server = SERVER .. [[
         location ~ ^/cfiam/groups/(?<cfiam_group>[^/]+)/members$ {
@@ -174,6 +193,7 @@ describe("cfiam under nginx", function()
   teardown(function()
     if srv then srv:stop() end
     if emu then emu:stop() end
+    dns:close()
   end)
 
   local function members_path(g) return "/accounts/" .. A .. "/iam/user_groups/" .. g .. "/members" end
@@ -306,6 +326,57 @@ describe("cfiam under nginx", function()
     end)
   end)
 
+  describe("timeouts", function()
+    it("bound the name resolution too: a resolver that never answers costs connect_timeout per attempt", function()
+      -- nginx resolves host names itself (here "localhost", through the
+      -- silent resolver), with resolver_timeout (30 s by default)
+      local opts = { base_url = emu.base_url:gsub("127%.0%.0%.1", "localhost"),
+        api_token = "test-token", timeout = 2, connect_timeout = 0.5, max_retries = 1 }
+      local t0 = socket.gettime()
+      local status, body = srv:get("/call", 90, cjson.encode({ opts = opts,
+        calls = { { "request", "GET", members_path(small.id) } } }))
+      local took = socket.gettime() - t0
+      assert.equal(200, status, body)
+      local r = cjson.decode(body).results[1]
+      assert.is_nil(r.a)
+      assert.equal("timeout", r.b.kind, r.b.message)
+      assert.equal(2, r.b.attempts)
+      -- two attempts of 0.5 s and one backoff (at most 0.5 s)
+      assert.is_true(took < 2.5, "the call took " .. took .. " s")
+    end)
+  end)
+
+  -- Answers one A query on the resolver socket with 127.0.0.1, within
+  -- `within` seconds; returns whether it did.
+  local function answer_dns(within)
+    local deadline = socket.gettime() + within
+    dns:settimeout(0.2)
+    while socket.gettime() < deadline do
+      local query, ip, port = dns:receivefrom()
+      if query and #query > 12 then
+        local qend = query:find("\0", 13, true) + 4 -- the name, type and class
+        dns:sendto(query:sub(1, 2) .. "\129\128\0\1\0\1\0\0\0\0" .. query:sub(13, qend)
+          .. "\192\12\0\1\0\1\0\0\0\60\0\4\127\0\0\1", ip, port)
+        return true
+      end
+    end
+    return false
+  end
+
+  describe("host names", function()
+    it("are resolved by nginx's resolver and the call goes through", function()
+      emu:reset(seed)
+      dns:settimeout(0)
+      while dns:receivefrom() do end                 -- queries left by other tests
+      local p = nginx.send(srv.port, "/by_name?base="
+        .. q((emu.base_url:gsub("127%.0%.0%.1", "localhost"))) .. "&path=" .. q(members_path(small.id)))
+      assert.is_true(answer_dns(10), "nginx sent no query")
+      local r = nginx.wait_all({ p }, 10)[1]
+      assert.equal(200, r.status)
+      assert.equal("members 3\n", r.body)
+    end)
+  end)
+
   describe("TLS", function()
     it("is verified against lua_ssl_trusted_certificate", function()
       -- a second nginx that trusts an unrelated CA
@@ -322,6 +393,17 @@ describe("cfiam under nginx", function()
         assert.equal("tls", r.b.kind, r.b.message)
         assert.equal(1, r.b.attempts)                  -- not retried
         assert.matches("certificate", r.b.message)
+        assert.matches("lua_ssl_trusted_certificate", r.b.message, 1, true)
+        -- this nginx passes no environment variable to its workers: no
+        -- credentials, and the message says how nginx passes them
+        status, body = other:get("/call", 30, cjson.encode({ opts = {
+          base_url = emu.base_url }, calls = calls }))
+        assert.equal(200, status, body)
+        r = cjson.decode(body).results[1]
+        assert.equal("invalid_argument", r.b.kind)
+        assert.matches("no credentials", r.b.message, 1, true)
+        assert.matches("env CLOUDFLARE_API_TOKEN;", r.b.message, 1, true)
+        assert.is_nil(r.b.message:find("\n"))
       end)
       other:stop()
       assert(ok, err)
@@ -331,6 +413,37 @@ describe("cfiam under nginx", function()
         calls = { { "request", "GET", members_path(small.id) } } }))
       assert.equal(200, status)
       assert.equal(3, #cjson.decode(body).results[1].a)
+    end)
+  end)
+
+  describe("settings that cosockets cannot apply", function()
+    it("ca_file / ca_path: a warning in the error log, once per worker", function()
+      for _ = 1, 2 do
+        local status, body = srv:get("/call", 30, cjson.encode({ opts = {
+          base_url = emu.tls_base_url, api_token = "test-token", ca_file = emu.ca_file,
+          ca_path = "/nonexistent" }, calls = { { "request", "GET", members_path(small.id) } } }))
+        assert.equal(200, status, body)
+        assert.equal(3, #cjson.decode(body).results[1].a)
+      end
+      local _, n = srv:error_log():gsub("%[warn%][^\n]*cfiam: the ca_file and ca_path options", "")
+      assert.equal(1, n)
+    end)
+
+    it("the User-Agent names the transport that sent the request", function()
+      emu:reset(seed)
+      emu:clear_requests()
+      for _, ua in ipairs({ false, "mine/1.0" }) do
+        local status = srv:get("/call", 30, cjson.encode({ opts = { base_url = emu.base_url,
+          api_token = "test-token", user_agent = ua or nil },
+          calls = { { "request", "GET", members_path(small.id) } } }))
+        assert.equal(200, status)
+      end
+      local reqs = emu:requests()
+      local default = reqs[1].headers["user-agent"]
+      assert.matches("^cfiam/%d+%.%d+%.%d+ %(", default)
+      assert.matches("lua-nginx-module/0.10", default, 1, true)
+      assert.is_nil(default:find("libcurl", 1, true))
+      assert.equal("mine/1.0", reqs[2].headers["user-agent"])
     end)
   end)
 
@@ -400,7 +513,211 @@ describe("cfiam under nginx", function()
     end)
   end)
 
+  describe("a client used before nginx forks its workers", function()
+    -- init_by_lua runs in the master: a call there opens a libcurl
+    -- connection (HTTP and HTTPS) that the two workers inherit. Each worker
+    -- must open its own connection instead of sharing the master's socket
+    -- (and TLS state), so that every caller gets its own answer.
+    it("is never reused across processes: 200 concurrent callers each get their own answer", function()
+      emu:reset(seed)
+      emu:clear_requests()
+      local path = members_path(big.id)
+      local forked = nginx.start{ workers = 2,
+        http = "init_by_lua_block {\n"
+          .. "  local cfiam = require('cfiam')\n"
+          .. "  local t = {}\n"
+          .. "  for s, base in pairs({ http = '" .. emu.base_url .. "', https = '"
+          .. emu.tls_base_url .. "' }) do\n"
+          .. "    t[s] = cfiam.new{ base_url = base, api_token = 'test-token',\n"
+          .. "      ca_file = '" .. emu.ca_file .. "', transport = 'curl', timeout = 5,\n"
+          .. "      max_retries = 0 }\n"
+          .. "    assert(t[s]:request('GET', '" .. path .. "'))\n"
+          .. "  end\n"
+          .. "  package.loaded.fork_clients = t\n"
+          .. "}",
+        server = [[
+          location = /fork { content_by_lua_block {
+            local c = package.loaded.fork_clients[ngx.var.arg_s]
+            local r, err = c:request("GET", "]] .. path .. [[",
+              { query = { per_page = 1, page = tonumber(ngx.var.arg_page) } })
+            ngx.say(ngx.worker.pid(), " ", r and r[1] and r[1].id or tostring(err))
+          } }
+        ]] }
+      local ok, err = pcall(function()
+        local before = emu:requests()
+        assert.equal(2, #before)                      -- the two calls in the master
+        local master_conn = {}
+        for _, r in ipairs(before) do master_conn[r.connection] = true end
+        emu:clear_requests()
+        local c = cfiam.new{ base_url = emu.base_url, api_token = "test-token" }
+        local all = assert(c:request("GET", path, { query = { per_page = 50 } }))
+        c:close()
+        emu:clear_requests()
+        local pending, want = {}, {}
+        for i = 1, 200 do
+          local page = (i - 1) % #all + 1
+          want[i] = all[page].id
+          pending[i] = nginx.send(forked.port, "/fork?s=" .. (i % 2 == 0 and "http" or "https")
+            .. "&page=" .. page)
+        end
+        local res = nginx.wait_all(pending, 60)
+        local pids, wrong = {}, {}
+        for i, r in ipairs(res) do
+          local pid, id = (r.body or ""):match("^(%d+) (.-)\n$")
+          if pid then pids[pid] = true end
+          if r.status ~= 200 or id ~= want[i] then
+            wrong[#wrong + 1] = i .. ": " .. tostring(r.status) .. " " .. tostring(r.body)
+          end
+        end
+        local npids = 0
+        for _ in pairs(pids) do npids = npids + 1 end
+        assert.equal(2, npids)                        -- both workers answered
+        assert.same({}, wrong)
+        for _, r in ipairs(emu:requests()) do
+          assert.is_nil(master_conn[r.connection], "a worker used the master's connection")
+        end
+      end)
+      forked:stop()
+      assert(ok, err)
+    end)
+  end)
+
+  describe("cfiam.configure", function()
+    it("in init_by_lua sets up the client of the module-level functions", function()
+      emu:reset(seed)
+      local path = members_path(small.id)
+      local configured = nginx.start{
+        http = "init_by_lua_block { require('cfiam').configure{ base_url = '"
+          .. emu.base_url .. "', api_token = 'test-token', max_retries = 0 } }",
+        server = [[
+          location = /default { content_by_lua_block {
+            local r, err = require("cfiam").request("GET", "]] .. path .. [[")
+            ngx.say(r and ("members " .. #r) or (err.kind .. " after " .. err.attempts))
+          } }
+        ]] }
+      local ok, err = pcall(function()
+        assert.same({ 200, "members 3\n" }, { configured:get("/default") })
+        emu:fault({ status = 500, times = 1 })
+        -- max_retries = 0: the 500 is returned, not retried
+        assert.same({ 200, "server after 1\n" }, { configured:get("/default") })
+      end)
+      configured:stop()
+      assert(ok, err)
+    end)
+  end)
+
+  describe("the keep-alive pool", function()
+    -- Two rounds of two concurrent calls in one request; returns how many
+    -- connections the worker opened.
+    local function rounds(http, query)
+      local pool = nginx.start{ http = http, server = [[
+        location = /pool { content_by_lua_block {
+          local cos = require("cfiam.cosocket")
+          local c = require("cfiam").new{ base_url = "]] .. emu.base_url .. [[",
+            api_token = "test-token", pool_size = tonumber(ngx.var.arg_size),
+            keepalive_timeout = tonumber(ngx.var.arg_ka) }
+          local before = cos.connections_opened
+          local function call() assert(c:request("GET", "]] .. members_path(small.id) .. [[")) end
+          for _ = 1, 2 do
+            local a, b = ngx.thread.spawn(call), ngx.thread.spawn(call)
+            assert(ngx.thread.wait(a))
+            assert(ngx.thread.wait(b))
+            -- the idle time that a short keepalive_timeout must not survive
+            if ngx.var.arg_idle then ngx.sleep(tonumber(ngx.var.arg_idle)) end
+          end
+          ngx.say(cos.connections_opened - before)
+        } }
+      ]] }
+      local status, body = pool:get("/pool?" .. (query or ""))
+      pool:stop()
+      assert.equal(200, status, body)
+      return tonumber(body)
+    end
+
+    it("follows nginx's lua_socket_pool_size, or the pool_size option", function()
+      emu:reset(seed)
+      assert.equal(2, rounds(""))                      -- both connections kept
+      assert.equal(3, rounds("lua_socket_pool_size 1;"))
+      assert.equal(3, rounds("", "size=1"))
+    end)
+
+    it("follows nginx's lua_socket_keepalive_timeout, or the keepalive_timeout option", function()
+      emu:reset(seed)
+      assert.equal(4, rounds("lua_socket_keepalive_timeout 100ms;", "idle=0.5"))
+      assert.equal(4, rounds("", "ka=0.1&idle=0.5"))
+      assert.equal(2, rounds("", "idle=0.5"))        -- nginx's default: 60 s
+    end)
+
+    it("options are checked like every other", function()
+      assert.has_error(function() cfiam.new{ pool_size = "3" } end,
+        "cfiam.new: option 'pool_size' must be a number, got string")
+      assert.has_error(function() cfiam.new{ pool_size = 0 } end,
+        "cfiam.new: option 'pool_size' is out of range")
+      assert.has_error(function() cfiam.new{ keepalive_timeout = -1 } end,
+        "cfiam.new: option 'keepalive_timeout' is out of range")
+    end)
+  end)
+
   describe("plain Lua", function()
+    -- LuaJIT's FFI can fork this process: the child uses (then closes) a
+    -- client whose connection the parent opened; the parent's connection
+    -- must be left as it was (over TLS: no close_notify from the child).
+    it("a forked child opens its own connection and leaves the parent's alone", function()
+      if not jit then
+        pending("needs LuaJIT's FFI to fork (the nginx test above runs the same C code)")
+        return
+      end
+      local ffi = require("ffi")
+      pcall(ffi.cdef, "int fork(void); void _exit(int); int waitpid(int, int *, int);")
+      emu:reset(seed)
+      local path = members_path(small.id)
+      for _, base in ipairs({ emu.base_url, emu.tls_base_url }) do
+        emu:clear_requests()
+        local c = cfiam.new{ base_url = base, api_token = "test-token", ca_file = emu.ca_file,
+          max_retries = 0, timeout = 5 }
+        assert(c:request("GET", path))
+        local out = os.tmpname()
+        local pid = ffi.C.fork()
+        if pid == 0 then -- the child: one call, close, leave without cleanup
+          local ok, r = pcall(c.request, c, "GET", path)
+          pcall(c.close, c)
+          local f = io.open(out, "wb")
+          if f then f:write(ok and r and #r or "failed") f:close() end
+          ffi.C._exit(0)
+        end
+        assert.is_true(pid > 0)
+        local status = ffi.new("int[1]")
+        assert.equal(pid, ffi.C.waitpid(pid, status, 0))
+        local f = assert(io.open(out, "rb"))
+        local child = f:read("*a")
+        f:close()
+        os.remove(out)
+        assert.equal("3", child)                       -- the child's own answer
+        assert(c:request("GET", path))                 -- the parent, after the child closed
+        c:close()
+        local reqs = emu:requests()
+        assert.equal(3, #reqs)
+        assert.not_equal(reqs[1].connection, reqs[2].connection, base)  -- child: its own
+        assert.equal(reqs[1].connection, reqs[3].connection, base)      -- parent: undisturbed
+      end
+    end)
+
+    it("cfiam.configure replaces the default client (and configure() goes back to the environment)", function()
+      emu:reset(seed)
+      local c = cfiam.configure{ base_url = emu.base_url, api_token = "test-token", max_retries = 0 }
+      assert.equal(c, cfiam.default_client())
+      emu:fault({ status = 500, times = 1 })
+      local r, err = cfiam.request("GET", members_path(small.id))
+      assert.is_nil(r)
+      assert.equal(1, err.attempts)
+      assert.equal(3, #assert(cfiam.list_members(A, small.id)))
+      assert.has_error(function() cfiam.configure{ nope = 1 } end, "cfiam.new: unknown option 'nope'")
+      assert.has_error(function() cfiam.configure("x") end)
+      local env = cfiam.configure()
+      assert.not_equal(c, env)
+      assert.equal(env, cfiam.default_client())
+    end)
+
     it("keeps the C methods as they are (no ngx, no wrapper)", function()
       local methods = require("cfiam.core").client_methods
       assert.equal("C", debug.getinfo(methods.request, "S").what)
@@ -441,6 +758,28 @@ describe("cfiam under nginx", function()
       assert.equal(200, status)
       assert.matches("raised: .*transport \"cosocket\" is not available in the nginx 'set' phase", body)
     end)
+
+    it("warns once per worker when a call falls back to libcurl", function()
+      local args = "&base=" .. q(emu.base_url) .. "&path=" .. q(members_path(small.id))
+      for _ = 1, 3 do
+        local status, body = srv:get("/set_phase?t=auto" .. args)
+        assert.equal(200, status)
+        assert.equal("members 3 cosocket exchanges 0\n", body)
+      end
+      local _, n = srv:error_log():gsub("%[warn%][^\n]*cfiam: no cosockets in the nginx 'set' phase", "")
+      assert.equal(1, n)
+    end)
+
+    it("raise at the caller's line, not inside cfiam", function()
+      local args = "&base=" .. q(emu.base_url) .. "&path=" .. q(members_path(small.id))
+        .. "&account=" .. A .. "&group=" .. small.id
+      for _, f in ipairs({ "request", "list" }) do
+        local status, body = srv:get("/set_phase?t=cosocket&f=" .. f .. args)
+        assert.equal(200, status)
+        -- the set_by_lua_block's own line, where pcall called cfiam
+        assert.matches("^raised: set_by_lua%(nginx%.conf:%d+%):%d+: cfiam: transport", body)
+      end
+    end)
   end)
 
   describe("examples/nginx.conf", function()
@@ -458,7 +797,7 @@ describe("cfiam under nginx", function()
     local function post(group, doc)
       local status, body = srv:get("/cfiam/groups/" .. group .. "/members", 30,
         doc and cjson.encode(doc))
-      return status, cjson.decode(body)
+      return status, cjson.decode(body), body
     end
     local function ids_of(list)
       local t = {}
@@ -495,6 +834,28 @@ describe("cfiam under nginx", function()
       c:close()
     end)
 
+    it("writes nothing in mode replace with dry_run, and empty lists as []", function()
+      emu:reset(seed)
+      emu:clear_requests()
+      local m, e = big.member_ids, big.emails
+      local status, doc = post(small.id, { mode = "replace", members = { m[1], e[5] }, dry_run = true })
+      assert.equal(200, status)
+      assert.is_true(doc.dry_run)
+      assert.same({ m[5] }, ids_of(doc.plan.add))
+      assert.same({ m[2], m[3] }, ids_of(doc.plan.remove))
+      for _, r in ipairs(emu:requests()) do assert.equal("GET", r.method) end
+      local c = cfiam.new{ base_url = emu.base_url, api_token = "test-token" }
+      assert.same({ m[1], m[2], m[3] }, ids_of(assert(c:list_members(A, small.id))))
+      c:close()
+      -- nothing to add or remove: the lists are JSON arrays
+      local body
+      status, doc, body = post(small.id, { members = { m[1], m[2], m[3] }, dry_run = true })
+      assert.equal(200, status)
+      assert.same({}, doc.plan.add)
+      assert.matches('"add":[]', body, 1, true)
+      assert.matches('"remove":[]', body, 1, true)
+    end)
+
     it("answers errors as JSON with a status per kind", function()
       emu:reset(seed)
       local status, doc = post("Small", { members = {} })           -- would empty it
@@ -512,9 +873,10 @@ describe("cfiam under nginx", function()
   end)
 
   describe("the shared budget", function()
-    local function budget(n, limit, window, token, retries)
+    local function budget(n, limit, window, token, retries, timeout)
       local status, body = srv:get("/budget?n=" .. n .. "&limit=" .. limit .. "&window="
         .. window .. "&token=" .. token .. "&retries=" .. (retries or 2)
+        .. (timeout and ("&timeout=" .. timeout) or "")
         .. "&base=" .. q(emu.base_url) .. "&path="
         .. q(members_path(small.id)), 120)
       assert.equal(200, status, body)
@@ -563,6 +925,19 @@ describe("cfiam under nginx", function()
       assert.is_true(out[2].ok)
       assert.is_true(out[2].s >= 0.8, "the next call waited only " .. out[2].s .. " s")
       assert.is_true(out[2].s < 3)
+    end)
+
+    it("never waits longer than the call's timeout: a longer wait fails at once, sending nothing", function()
+      emu:reset(seed)
+      emu:fault({ status = 429, headers = { ["Retry-After"] = "3" }, times = 1 })
+      -- the 429 holds the token off for 3 s; the next call has timeout = 1
+      local out = budget(2, 1200, 300, "ro-token", 0, 1)
+      assert.equal("rate_limited", out[1].kind)
+      assert.is_false(out[2].ok)
+      assert.equal("rate_limited", out[2].kind)
+      assert.is_true(out[2].retry_after > 1 and out[2].retry_after <= 3, out[2].retry_after)
+      assert.is_true(out[2].s < 0.5, "waited " .. out[2].s .. " s")
+      assert.equal(1, emu:stats().requests)           -- the refused call sent nothing
     end)
   end)
 end)

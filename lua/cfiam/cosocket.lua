@@ -19,13 +19,17 @@
 -- Caveats: certificates are checked against nginx's
 -- lua_ssl_trusted_certificate (the client's ca_file / ca_path apply to
 -- libcurl only), and for an IP-address host only the chain is checked
--- (nginx matches DNS names only); host names need an nginx `resolver`;
+-- (nginx matches DNS names only); host names need an nginx `resolver`
+-- (the connect, resolution included, is bounded by connect_timeout);
 -- redirects are not followed (the C core turns a 3xx into an error); no
 -- proxy; responses are not compressed (no Accept-Encoding is sent). The
 -- header block is bounded (MAX_HEADER_BYTES) line by line, so a single
 -- endless header line is bounded only by the timeout. Connections are
--- pooled per worker by scheme, host and port: every location of one nginx
--- should trust the same CA bundle.
+-- pooled per worker by scheme, host, port (and pool_size when the client
+-- sets one): every location of one nginx should trust the same CA bundle.
+-- Without pool_size / keepalive_timeout, nginx's lua_socket_pool_size and
+-- lua_socket_keepalive_timeout apply. The User-Agent names this transport
+-- instead of libcurl, unless the client set its own.
 local _M = {}
 
 local ngx = ngx -- luacheck: globals ngx
@@ -35,13 +39,13 @@ if type(ngx) ~= "table" or type(ngx.socket) ~= "table" then
 end
 local tcp, sleep, now, update_time = ngx.socket.tcp, ngx.sleep, ngx.now,
   ngx.update_time
+local spawn, join, kill = ngx.thread.spawn, ngx.thread.wait, ngx.thread.kill
 local concat, tonumber, tostring, type, error, floor, fmt, lower, find,
-  sub, match = table.concat, tonumber, tostring, type, error, math.floor,
-  string.format, string.lower, string.find, string.sub, string.match
-local require, select = require, select
+  sub, match, gsub = table.concat, tonumber, tostring, type, error,
+  math.floor, string.format, string.lower, string.find, string.sub,
+  string.match, string.gsub
+local require, select, pcall = require, select, pcall
 
-local KEEPALIVE_MS = 60000   -- idle time of a pooled connection
-local POOL_SIZE = 32         -- pooled connections per host and port
 local MAX_HEADER_BYTES = 102400 -- as libcurl's CURL_MAX_HTTP_HEADER
 local READ_PIECE = 65536     -- read size for bodies without a length
 
@@ -261,6 +265,32 @@ local function read_body(x, cfg, method, status)
   return body, false
 end
 
+local function is_ip(host)
+  return find(host, ":", 1, true) or match(host, "^%d+%.%d+%.%d+%.%d+$")
+end
+
+local function nap(seconds) sleep(seconds) end -- spawn takes Lua functions
+
+-- sock:connect within `limit` ms, name resolution included: nginx bounds
+-- that only by resolver_timeout, so for a host name the connect runs in a
+-- light thread that is killed when the time is up (killing it cancels the
+-- resolution). Where light threads are unavailable, a plain connect.
+local function connect(sock, host, port, opts, limit)
+  sock:settimeout(limit)
+  if is_ip(host) then return sock:connect(host, port, opts) end
+  local ok, co = pcall(spawn, function()
+    return "done", sock:connect(host, port, opts)
+  end)
+  if not ok then return sock:connect(host, port, opts) end
+  local timer = spawn(nap, limit / 1000)
+  local done, tag, res, err = join(co, timer)
+  kill(co)
+  kill(timer)
+  if not done then error(tag, 0) end
+  if tag ~= "done" then return nil, "timeout" end
+  return res, err
+end
+
 -- Connects (or takes a pooled connection) and does the TLS handshake.
 -- Returns sock, reused or nil, kind, message.
 local function open(x, cfg)
@@ -271,9 +301,8 @@ local function open(x, cfg)
   local left = remaining_ms(x)
   if not left then return nil, timed_out(x) end
   local cto = ms(cfg.connect_timeout)
-  sock:settimeout(cto < left and cto or left)
-  local ok, err = sock:connect(host, cfg.port, { pool = x.pool,
-    pool_size = POOL_SIZE })
+  local ok, err = connect(sock, host, cfg.port, { pool = x.pool,
+    pool_size = cfg.pool_size }, cto < left and cto or left)
   if not ok then
     if err == "timeout" then
       update_time()
@@ -294,9 +323,7 @@ local function open(x, cfg)
     -- IP address SAN, and SNI must not carry an IP: for an IP literal
     -- base URL only the chain is verified (see the README).
     local name = cfg.host
-    if find(name, ":", 1, true) or match(name, "^%d+%.%d+%.%d+%.%d+$") then
-      name = nil
-    end
+    if is_ip(name) then name = nil end
     local done, herr = sock:sslhandshake(false, name, true)
     -- lua-nginx-module 0.10.23 reports success when a handshake that
     -- completed at once failed verification; it has closed the socket.
@@ -307,22 +334,30 @@ local function open(x, cfg)
       sock:close()
       if herr == "timeout" then return nil, timed_out(x) end
       return nil, "tls", "SSL certificate problem or handshake failure: "
-        .. tostring(herr)
+        .. tostring(herr) .. " (cosockets verify against nginx's "
+        .. "lua_ssl_trusted_certificate)"
     end
   end
   return sock, reused
 end
 
--- One attempt: returns status, headers, body or nil, kind, message.
--- A pooled connection that the server closed meanwhile is replaced once
--- by a fresh one (as libcurl does), without counting an attempt.
-local function exchange(cfg, req, wire)
+-- The keep-alive pool of a client's connections. nginx sizes a pool when
+-- it creates it, so a client with its own pool_size gets its own pool.
+local function pool_name(cfg)
+  local name = "cfiam:" .. cfg.scheme .. ":" .. cfg.host .. ":" .. cfg.port
+  if cfg.pool_size then name = name .. ":" .. cfg.pool_size end
+  return name
+end
+
+-- One attempt, which started at `started` and must end by `deadline`:
+-- returns status, headers, body or nil, kind, message. A pooled
+-- connection that the server closed meanwhile is replaced once by a fresh
+-- one (as libcurl does), within the same attempt.
+local function exchange(cfg, req, wire, started, deadline)
   local x
   for _ = 1, 2 do
-    update_time()
-    x = { started = now(), received = 0, head_bytes = 0,
-      pool = "cfiam:" .. cfg.scheme .. ":" .. cfg.host .. ":" .. cfg.port }
-    x.deadline = x.started + cfg.timeout
+    x = { started = started, deadline = deadline, received = 0,
+      head_bytes = 0, pool = pool_name(cfg) }
     local sock, reused_or_kind, msg = open(x, cfg)
     if not sock then return nil, reused_or_kind, msg end
     local reused = reused_or_kind
@@ -352,7 +387,8 @@ local function exchange(cfg, req, wire)
       end
       keep = k
       if keep then
-        sock:setkeepalive(KEEPALIVE_MS, POOL_SIZE)
+        sock:setkeepalive(cfg.keepalive_timeout
+          and ms(cfg.keepalive_timeout), cfg.pool_size)
       else
         sock:close()
       end
@@ -379,9 +415,10 @@ end
 -- by an MD5 of the credentials, never the credentials), as a sliding
 -- window (the previous window weighted by how much of it still overlaps).
 -- A request that would take the count over `soft` x limit waits with
--- ngx.sleep until it fits; a wait beyond RETRY_CAP seconds fails at once
--- with kind "rate_limited" and err.retry_after, as a long Retry-After does
--- in the C core. A 429 answer stops every worker using the token for its
+-- ngx.sleep until it fits; a wait beyond RETRY_CAP seconds, or beyond what
+-- is left of the attempt's timeout, fails at once with kind
+-- "rate_limited" and err.retry_after, as a long Retry-After does in the C
+-- core. A 429 answer stops every worker using the token for its
 -- Retry-After (or the C core's backoff).
 local BUDGET = { limit = 1200, window = 300, soft = 0.9 }
 local RETRY_CAP = 60
@@ -402,8 +439,9 @@ end
 local function budget_dict(cfg)
   local dict = ngx.shared[cfg.shared_dict]
   if not dict then
-    error("cfiam: shared_dict '" .. cfg.shared_dict .. "' is not declared "
-      .. "(add `lua_shared_dict " .. cfg.shared_dict .. " 1m;` to http{})", 4)
+    transport.raise("cfiam: shared_dict '" .. cfg.shared_dict .. "' is not "
+      .. "declared (add `lua_shared_dict " .. cfg.shared_dict .. " 1m;` to "
+      .. "http{})")
   end
   return dict
 end
@@ -420,8 +458,9 @@ local function budget_key(client, req)
   return key
 end
 
--- Waits until one more request fits; returns true or nil, err.
-local function budget_take(client, cfg, req, attempt)
+-- Waits until one more request fits, by `deadline` at the latest;
+-- returns true or nil, err.
+local function budget_take(client, cfg, req, attempt, deadline)
   local dict, key = budget_dict(cfg), budget_key(client, req)
   local W, soft = BUDGET.window, BUDGET.limit * BUDGET.soft
   while true do
@@ -444,11 +483,12 @@ local function budget_take(client, cfg, req, attempt)
       end
       if wait < 0.001 then wait = 0.001 end
     end
-    if wait > RETRY_CAP then
+    if wait > RETRY_CAP or t + wait > deadline then
       return nil, require("cfiam.core").error({ kind = "rate_limited",
         message = fmt("the shared request budget of this token is used up "
-          .. "(%d requests per %d s, lua_shared_dict %s); retry after %.0f s",
-          BUDGET.limit, W, cfg.shared_dict, wait),
+          .. "(%d requests per %d s, lua_shared_dict %s); retry after %.0f s"
+          .. "%s", BUDGET.limit, W, cfg.shared_dict, wait,
+          wait > RETRY_CAP and "" or " (beyond the timeout of this call)"),
         errors = {}, messages = {}, attempts = attempt - 1,
         retry_after = wait })
     end
@@ -491,12 +531,27 @@ local function host_header(cfg)
   return h
 end
 
+-- The default User-Agent, "cfiam/V (Lua 5.1; libcurl/x)", names this
+-- transport instead of libcurl; a User-Agent the client set is kept.
+local UA_DEFAULT = "(User%-Agent: cfiam/[^ \r]+ %([^;\r]+); libcurl/[^)\r]*%)"
+local ua_ours -- the replacement, made on first use
+
+local function headers_of(req)
+  if not ua_ours then
+    local v, n = ngx.config.ngx_lua_version, ngx.config.nginx_version
+    ua_ours = fmt("%%1; lua-nginx-module/%d.%d.%d; nginx/%d.%d.%d)",
+      floor(v / 1000000), floor(v / 1000) % 1000, v % 1000,
+      floor(n / 1000000), floor(n / 1000) % 1000, n % 1000)
+  end
+  return (gsub(req.headers, UA_DEFAULT, ua_ours, 1))
+end
+
 -- Runs a prepared request with retries. Returns what client:request does.
 local function run(client, req)
   local core = require("cfiam.core")
   local cfg = transport.config_of(client)
   local parts = { req.method, " ", cfg.prefix or "", req.target,
-    " HTTP/1.1\r\nHost: ", host_header(cfg), "\r\n", req.headers }
+    " HTTP/1.1\r\nHost: ", host_header(cfg), "\r\n", headers_of(req) }
   if req.body then
     parts[#parts + 1] = "Content-Length: " .. #req.body .. "\r\n\r\n"
     parts[#parts + 1] = req.body
@@ -508,11 +563,14 @@ local function run(client, req)
   local attempt = 0
   while true do
     attempt = attempt + 1
+    update_time()
+    local started = now()
+    local deadline = started + cfg.timeout -- the budget's wait counts too
     if shared then
-      local ok, berr = budget_take(client, cfg, req, attempt)
+      local ok, berr = budget_take(client, cfg, req, attempt, deadline)
       if not ok then return nil, berr end
     end
-    local status, headers, body = exchange(cfg, req, wire)
+    local status, headers, body = exchange(cfg, req, wire, started, deadline)
     local res, second, wait
     if status then
       res, second, wait = core.outcome(client, req.decode, attempt, status,
@@ -539,12 +597,12 @@ end
 -- @return members | nil, err
 function _M.update_members(client, account, group, ids, opts)
   if type(ids) ~= "table" then
-    error("bad argument #3 to 'update_members' (table expected, got "
-      .. type(ids) .. ")", 3)
+    transport.raise("bad argument #3 to 'update_members' (table expected, "
+      .. "got " .. type(ids) .. ")")
   end
   if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #4 to 'update_members' (table expected, got "
-      .. type(opts) .. ")", 3)
+    transport.raise("bad argument #4 to 'update_members' (table expected, "
+      .. "got " .. type(opts) .. ")")
   end
   local path, err = require("cfiam.core").members_path(client, account, group)
   if not path then return nil, err end

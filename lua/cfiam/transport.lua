@@ -18,10 +18,43 @@
 --   "cosocket"        always cosockets; raises where that is impossible.
 -- The helpers (list, plan, sync, ...) call client:request by method
 -- lookup, so they take the same path.
+--
+-- Under nginx the wrappers also log, once per worker (ngx.WARN), what a
+-- user would not otherwise notice: a call that falls back to blocking
+-- libcurl, and ca_file / ca_path that cosockets cannot apply; and a
+-- missing credential's message says how nginx passes the environment.
 local _M = {}
 
 local ngx = ngx -- luacheck: globals ngx
 local error, type, setmetatable, require = error, type, setmetatable, require
+local getinfo, sub, find = debug.getinfo, string.sub, string.find
+
+-- "@/path/to/lua/cfiam/": the source prefix of cfiam's own Lua files.
+local HERE = "@" .. (sub(getinfo(1, "S").source, 2):match("^(.*[/\\])") or "")
+
+--- Raises msg at the line of the first Lua function on the stack outside
+-- cfiam's files (the user's call), not inside a helper.
+function _M.raise(msg)
+  local level = 2
+  while true do
+    local info = getinfo(level, "S")
+    if not info then error(msg, 0) end
+    if info.what ~= "C" and sub(info.source, 1, #HERE) ~= HERE then
+      error(msg, level)
+    end
+    level = level + 1
+  end
+end
+
+-- Logs msg at ngx.WARN once per worker for each key (the master, where
+-- init_by_lua runs, is another process: its flag is not the workers').
+local warned = {}
+local function warn_once(key, msg)
+  local pid = ngx.worker.pid()
+  if warned[key] == pid then return end
+  warned[key] = pid
+  ngx.log(ngx.WARN, msg, " (logged once per worker)")
+end
 
 -- The phases in which ngx.socket.tcp can be used (lua-nginx-module docs,
 -- "ngx.socket.tcp": context).
@@ -46,10 +79,10 @@ end
 _M.config_of = config_of
 
 --- Whether this call goes over cosockets (true) or libcurl (false).
--- Raises when transport = "cosocket" is forced where cosockets cannot run.
+-- Raises, at the user's line, when transport = "cosocket" is forced where
+-- cosockets cannot run.
 -- @param client a cfiam client
--- @param level error level for the raise (the caller's caller)
-function _M.use_cosocket(client, level)
+function _M.use_cosocket(client)
   local cfg = config_of(client)
   local mode = cfg.transport or "auto"
   if mode == "curl" then return false end
@@ -57,18 +90,36 @@ function _M.use_cosocket(client, level)
   local can = COSOCKET_PHASES[phase] == true
   if mode == "cosocket" then
     if not can then
-      error("cfiam: transport \"cosocket\" is not available in the nginx '"
+      _M.raise("cfiam: transport \"cosocket\" is not available in the nginx '"
         .. phase .. "' phase (cosockets work in rewrite, access, content, "
         .. "timer and ssl_cert phases); use transport \"auto\" to fall back "
-        .. "to libcurl there", (level or 1) + 1)
+        .. "to libcurl there")
     end
     if cfg.proxy then
-      error("cfiam: transport \"cosocket\" does not support the proxy "
-        .. "option; use transport \"auto\" or \"curl\"", (level or 1) + 1)
+      _M.raise("cfiam: transport \"cosocket\" does not support the proxy "
+        .. "option; use transport \"auto\" or \"curl\"")
     end
     return true
   end
+  if not can then
+    warn_once(phase, "cfiam: no cosockets in the nginx '" .. phase .. "' phase: "
+      .. "calls there use libcurl, which blocks the worker until they end")
+  end
   return can and not cfg.proxy
+end
+
+local ENV_HINT = "; under nginx, workers see only the environment "
+  .. "variables that nginx.conf names with the env directive (env "
+  .. "CLOUDFLARE_API_TOKEN;)"
+
+-- Adds the nginx hint to a missing-credential error; passes results on.
+local function hinted(res, err)
+  if res == nil and type(err) == "table" and err.kind == "invalid_argument"
+      and type(err.message) == "string"
+      and find(err.message, "no credentials", 1, true) then
+    err.message = err.message .. ENV_HINT
+  end
+  return res, err
 end
 
 --- Installs the transport choice on the client methods.
@@ -84,28 +135,37 @@ function _M.install(M, methods) -- luacheck: ignore M
   local use_cosocket = _M.use_cosocket
   local cosocket -- loaded on first use
 
+  -- The cosocket module when this call goes over cosockets, else nil
+  -- (after counting a libcurl call in the shared budget).
+  local function route(client)
+    local cfg = config_of(client)
+    if use_cosocket(client) then
+      if cfg.ca_file or cfg.ca_path then
+        warn_once("ca", "cfiam: the ca_file and ca_path options apply to "
+          .. "libcurl only; cosockets verify certificates against "
+          .. "lua_ssl_trusted_certificate")
+      end
+      cosocket = cosocket or require("cfiam.cosocket")
+      return cosocket
+    end
+    if cfg.shared_dict then
+      cosocket = cosocket or require("cfiam.cosocket")
+      cosocket.budget_count(client, cfg)
+    end
+  end
+
   local function request(client, method, path, opts)
-    if use_cosocket(client, 2) then
-      cosocket = cosocket or require("cfiam.cosocket")
-      return cosocket.request(client, method, path, opts)
-    end
-    if configs[client].shared_dict then
-      cosocket = cosocket or require("cfiam.cosocket")
-      cosocket.budget_count(client, configs[client])
-    end
-    return c_request(client, method, path, opts)
+    local cos = route(client)
+    if cos then return hinted(cos.request(client, method, path, opts)) end
+    return hinted(c_request(client, method, path, opts))
   end
 
   local function update_members(client, account, group, ids, opts)
-    if use_cosocket(client, 2) then
-      cosocket = cosocket or require("cfiam.cosocket")
-      return cosocket.update_members(client, account, group, ids, opts)
+    local cos = route(client)
+    if cos then
+      return hinted(cos.update_members(client, account, group, ids, opts))
     end
-    if configs[client].shared_dict then
-      cosocket = cosocket or require("cfiam.cosocket")
-      cosocket.budget_count(client, configs[client])
-    end
-    return c_update(client, account, group, ids, opts)
+    return hinted(c_update(client, account, group, ids, opts))
   end
 
   methods.request = request

@@ -14,9 +14,9 @@
 --   nginx.wait_all({ p, ... }, timeout) -> { {status=, body=, ms=}, ... }
 --
 -- The configuration is written into a fresh temporary prefix; the port is
--- picked free (bind to 0); worker_processes 1; the ndk and lua modules are
--- loaded from /usr/lib/nginx/modules (Debian's libnginx-mod-http-lua, or
--- NGINX_MODULES); lua_package_path / cpath point at ./lua and the LuaJIT
+-- picked free (bind to 0); worker_processes 1 (or opts.workers); the ndk
+-- and lua modules are loaded from /usr/lib/nginx/modules (Debian's
+-- libnginx-mod-http-lua, or NGINX_MODULES); lua_package_path / cpath point at ./lua and the LuaJIT
 -- build (CFIAM_LUAJIT_BUILD, default ./build/luajit). nginx runs as a
 -- daemon with a pid file; stop() sends QUIT, waits, and removes the prefix.
 local socket = require("socket")
@@ -83,7 +83,9 @@ local mt = {}
 mt.__index = mt
 
 --- Starts nginx. opts.http: extra lines for http{}; opts.server: lines
--- inside server{}; opts.main: extra main-context lines.
+-- inside server{}; opts.main: extra main-context lines; opts.workers: the
+-- number of worker processes (default 1; with more, the listening socket
+-- has reuseport, so the kernel spreads connections over all workers).
 function _M.start(opts)
   opts = opts or {}
   local root = cwd()
@@ -103,7 +105,7 @@ function _M.start(opts)
     uid == "0" and ("user " .. uname .. " " .. gname .. ";") or "",
     "load_module " .. MODULES .. "/ndk_http_module.so;",
     "load_module " .. MODULES .. "/ngx_http_lua_module.so;",
-    "worker_processes 1;",
+    "worker_processes " .. (opts.workers or 1) .. ";",
     "error_log " .. prefix .. "/logs/error.log info;",
     "pid " .. prefix .. "/logs/nginx.pid;",
     opts.main or "",
@@ -119,7 +121,8 @@ function _M.start(opts)
     "  lua_package_cpath '" .. build .. "/?.so;;';",
     opts.http or "",
     "  server {",
-    "    listen 127.0.0.1:" .. port .. ";",
+    "    listen 127.0.0.1:" .. port
+      .. ((opts.workers or 1) > 1 and " reuseport;" or ";"),
     "    location = /ping { content_by_lua_block { ngx.say('pong') } }",
     opts.server or "",
     "  }",
