@@ -9,8 +9,43 @@
  * _VERSION and refuse to run with the other half of another version; a
  * failure leaves neither table in package.loaded.
  */
+#include <signal.h>
 #include <string.h>
 #include "cfiam.h"
+
+/* Ctrl-C for the command. The handler only sets a flag: the libcurl
+ * progress callback aborts the transfer when it sees it, and the retry
+ * sleep ends; the command then reports and exits. Library users who never
+ * call core.catch_interrupt keep their own SIGINT handling. */
+static volatile sig_atomic_t interrupted = 0;
+
+int cfiam_interrupted(void) { return interrupted != 0; }
+
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+/* core.catch_interrupt() -> true when the handler is installed. Without
+ * SA_RESTART, so that a read of standard input (the prompt) ends too. */
+static int core_catch_interrupt(lua_State *L) {
+#if defined(_WIN32)
+    lua_pushboolean(L, signal(SIGINT, on_sigint) != SIG_ERR);
+#else
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    lua_pushboolean(L, sigaction(SIGINT, &sa, NULL) == 0);
+#endif
+    return 1;
+}
+
+/* core.interrupted() -> whether Ctrl-C came since catch_interrupt. */
+static int core_interrupted(lua_State *L) {
+    lua_pushboolean(L, interrupted != 0);
+    return 1;
+}
 
 /* core.error(t) -> t with the error metatable, for errors made in Lua. */
 static int core_error(lua_State *L) {
@@ -50,6 +85,14 @@ CFIAM_EXPORT int luaopen_cfiam(lua_State *L) {
     core = lua_gettop(L);
     lua_pushcfunction(L, core_error);
     lua_setfield(L, core, "error");
+    lua_pushcfunction(L, cfiam_scrub_hook);
+    lua_setfield(L, core, "scrub");
+    lua_pushcfunction(L, cfiam_quote_hook);
+    lua_setfield(L, core, "quote");
+    lua_pushcfunction(L, core_catch_interrupt);
+    lua_setfield(L, core, "catch_interrupt");
+    lua_pushcfunction(L, core_interrupted);
+    lua_setfield(L, core, "interrupted");
     cfiam_error_init(L);
     cfiam_client_init(L);
     cfiam_idset_init(L);

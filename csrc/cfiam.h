@@ -123,15 +123,20 @@ int cfiam_invalid(lua_State *L, const char *const *secrets, const char *fmt,
                   ...);
 /* Replaces the string at the top of the stack by a copy without secrets. */
 void cfiam_scrub_top(lua_State *L, const char *const *secrets);
-/* cfiam_quote, or "[redacted]" when the value holds a secret. */
+/* cfiam_quote, or "[redacted]" when the value holds 8 bytes of a secret. */
 void cfiam_quote_arg(char *out, size_t cap, const char *s, size_t len,
                      const char *const *secrets);
-/* Removes every occurrence of the secrets from the strings of the error
- * table at `idx` (message, errors[i].message, messages[i].message). */
+/* Scrubs the strings of the error table at `idx` (message, ray_id, errors
+ * and messages at any depth). Scrubbing replaces every run of 8 or more
+ * bytes that occurs in a secret by "[redacted]", not only whole secrets. */
 void cfiam_error_scrub(lua_State *L, int idx, const char *const *secrets);
 /* Removes the secrets from every string value in the table at `idx` and
  * its sub-tables (decoded JSON: depth bounded by CFIAM_JSON_MAX_DEPTH). */
 void cfiam_scrub_table(lua_State *L, int idx, const char *const *secrets);
+/* core.scrub and core.quote (require "cfiam.core"): the same scrubbing and quoting for the
+ * Lua helpers and the command. */
+int cfiam_scrub_hook(lua_State *L);
+int cfiam_quote_hook(lua_State *L);
 
 /* ---- retry.c ---------------------------------------------------------- */
 
@@ -221,6 +226,10 @@ typedef struct cfiam_request {
 int cfiam_request_init(lua_State *L, int core);
 
 /* ---- transport_curl.c ------------------------------------------------- */
+
+/* Whether the command's SIGINT handler fired (cfiam.c): a transfer in
+ * progress is aborted and no retry is waited for. */
+int cfiam_interrupted(void);
 
 /* Performs one attempt. Returns CURLE_OK when a response arrived (status,
  * c->rh and c->resp filled), else the libcurl code. Never raises. */

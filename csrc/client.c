@@ -43,8 +43,26 @@ static void check_options(lua_State *L, int opts) {
         for (i = 0; options[i].name; i++)
             if (strcmp(options[i].name, name) == 0)
                 break;
-        if (options[i].name == NULL)
+        if (options[i].name == NULL) {
+            /* the name may be a misplaced credential (or part of one) */
+            const char *secrets[5] = {NULL, NULL, NULL, NULL, NULL};
+            char q[64];
+            int n = 0;
+            lua_getfield(L, opts, "api_token"); /* anchored until the raise */
+            lua_getfield(L, opts, "api_key");
+            if (lua_type(L, -2) == LUA_TSTRING)
+                secrets[n++] = lua_tostring(L, -2);
+            if (lua_type(L, -1) == LUA_TSTRING)
+                secrets[n++] = lua_tostring(L, -1);
+            if (getenv("CLOUDFLARE_API_TOKEN"))
+                secrets[n++] = getenv("CLOUDFLARE_API_TOKEN");
+            if (getenv("CLOUDFLARE_API_KEY"))
+                secrets[n++] = getenv("CLOUDFLARE_API_KEY");
+            cfiam_quote_arg(q, sizeof(q), name, strlen(name), secrets);
+            if (strcmp(q, "[redacted]") == 0)
+                luaL_error(L, "cfiam.new: unknown option [redacted]");
             luaL_error(L, "cfiam.new: unknown option '%s'", name);
+        }
         if ((options[i].type == O_STRING && lua_type(L, -1) != LUA_TSTRING) ||
             (options[i].type == O_NUMBER && lua_type(L, -1) != LUA_TNUMBER) ||
             (options[i].type == O_TABLE && lua_type(L, -1) != LUA_TTABLE))

@@ -137,7 +137,7 @@ static void add_escaped(luaL_Buffer *b, const char *s, size_t len) {
 
 /* Pushes the query string ("" or "?a=1&b=x") for the table at `q`, keys
  * in sorted order so that a request is always written the same way. */
-static const char *push_query(lua_State *L, int q) {
+static const char *push_query(lua_State *L, int q, const cfiam_client *c) {
     int nkeys = 0, i, j, keys;
     luaL_Buffer b;
     lua_newtable(L);
@@ -147,9 +147,14 @@ static const char *push_query(lua_State *L, int q) {
         int vt = lua_type(L, -1);
         if (lua_type(L, -2) != LUA_TSTRING)
             luaL_error(L, "query keys must be strings");
-        if (vt != LUA_TSTRING && vt != LUA_TNUMBER && vt != LUA_TBOOLEAN)
-            luaL_error(L, "query value '%s' must be a string, number or "
-                          "boolean", lua_tostring(L, -2));
+        if (vt != LUA_TSTRING && vt != LUA_TNUMBER && vt != LUA_TBOOLEAN) {
+            size_t kl;
+            const char *k = lua_tolstring(L, -2, &kl);
+            char qk[64]; /* the key may be a misplaced token */
+            cfiam_quote_arg(qk, sizeof(qk), k, kl, c->secrets);
+            luaL_error(L, "query value %s must be a string, number or "
+                          "boolean", qk);
+        }
         lua_pop(L, 1);
         lua_pushvalue(L, -1);
         lua_rawseti(L, keys, ++nkeys);
@@ -235,7 +240,7 @@ static void check_arg(lua_State *L, int idx, int t, const char *fname,
 /* Raises on an unknown option name or a wrong Lua type in the options
  * table at `opts` (a programmer error, as in the Lua helpers). */
 static void check_opts(lua_State *L, int opts, const opt_spec *spec,
-                       const char *fname) {
+                       const char *fname, const cfiam_client *c) {
     lua_pushnil(L);
     while (lua_next(L, opts)) {
         const char *name;
@@ -248,8 +253,8 @@ static void check_opts(lua_State *L, int opts, const opt_spec *spec,
             if (strcmp(spec[i].name, name) == 0)
                 break;
         if (spec[i].name == NULL) {
-            char q[64];
-            cfiam_quote(q, sizeof(q), name, len);
+            char q[64]; /* the name may be a misplaced credential */
+            cfiam_quote_arg(q, sizeof(q), name, len, c->secrets);
             bad_opt(L, fname, lua_pushfstring(L, "unknown option %s", q));
         }
         if (lua_type(L, -1) != spec[i].type)
@@ -283,7 +288,7 @@ static int prepare(lua_State *L, cfiam_client *c, cfiam_request *rq) {
         lua_settop(L, 3);
         lua_newtable(L);
     }
-    check_opts(L, opts, request_opts, "request");
+    check_opts(L, opts, request_opts, "request", c);
     rq->method = methods[i];
     rq->has_body = 0;
     rq->decode = CFIAM_DECODE_RAW;
@@ -340,7 +345,7 @@ static int prepare(lua_State *L, cfiam_client *c, cfiam_request *rq) {
     lua_getfield(L, opts, "query");
     if (lua_istable(L, -1)) {
         int qi = lua_gettop(L);
-        push_query(L, qi);
+        push_query(L, qi, c);
         lua_remove(L, qi);
     } else {
         lua_pop(L, 1);
@@ -392,7 +397,7 @@ static void sleep_seconds(double s) {
         return;
     ts.tv_sec = (time_t)s;
     ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-    while (nanosleep(&ts, &ts) != 0)
+    while (nanosleep(&ts, &ts) != 0 && !cfiam_interrupted())
         ;
 }
 
@@ -428,7 +433,7 @@ static int perform(lua_State *L, cfiam_client *c, const cfiam_request *rq) {
             cfiam_transport_outcome(L, c, cfiam_curl_kind(rc, c), msg, attempt,
                                     &wait);
         }
-        if (wait < 0 || attempt > c->max_retries) {
+        if (wait < 0 || attempt > c->max_retries || cfiam_interrupted()) {
             lua_pushnil(L);
             lua_insert(L, -2);
             return 2;
@@ -460,7 +465,7 @@ static int client_update_members(lua_State *L) {
     check_arg(L, 4, LUA_TTABLE, "update_members", "ids");
     if (!lua_isnil(L, 5)) {
         check_arg(L, 5, LUA_TTABLE, "update_members", "options");
-        check_opts(L, 5, update_opts, "update_members");
+        check_opts(L, 5, update_opts, "update_members", c);
         lua_getfield(L, 5, "allow_empty");
         allow_empty = is_true(L, -1);
         lua_pop(L, 1);

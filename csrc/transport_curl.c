@@ -92,6 +92,14 @@ static void drop_if_forked(cfiam_client *c) {
     c->curl = NULL; /* leaked on purpose: cleaning it up would write */
 }
 
+/* Aborts the transfer once Ctrl-C was caught (the command only); libcurl
+ * calls it at least once a second, also while connecting or waiting. */
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+                       curl_off_t un) {
+    (void)ud, (void)dt, (void)dn, (void)ut, (void)un;
+    return cfiam_interrupted();
+}
+
 /* Creates and configures the easy handle. Returns 0 on failure. */
 static int curl_setup(cfiam_client *c, lua_State *L) {
     CURL *h = curl_easy_init();
@@ -111,6 +119,8 @@ static int curl_setup(cfiam_client *c, lua_State *L) {
     curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -160,6 +170,10 @@ CURLcode cfiam_curl_perform(cfiam_client *c, const cfiam_request *rq,
     c->too_large = c->oom = c->head_done = 0;
     c->errbuf[0] = '\0';
     memset(&c->rh, 0, sizeof(c->rh));
+    if (cfiam_interrupted()) { /* nothing starts after Ctrl-C */
+        snprintf(c->errbuf, sizeof(c->errbuf), "interrupted");
+        return CURLE_ABORTED_BY_CALLBACK;
+    }
     curl_easy_setopt(h, CURLOPT_URL, url);
     if (rq->has_body) {
         /* never NULL: libcurl would then read the body from stdin */

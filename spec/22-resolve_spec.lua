@@ -60,7 +60,7 @@ describe("resolve_members", function()
       { ids.members[1].email, "nobody@example.com", "Ghost@example.net" })
     assert.is_nil(map)
     assert.are.equal("invalid_argument", err.kind)
-    assert.matches("nobody@example.com, Ghost@example.net", err.message, 1, true)
+    assert.matches('"nobody@example.com", "Ghost@example.net"', err.message, 1, true)
     assert.are.same({ "nobody@example.com", "Ghost@example.net" }, err.unknown)
   end)
 

@@ -113,7 +113,7 @@ describe("cfiam command", function()
       assert.are.equal("not_found", H.json(r.stdout).error.kind)
       r = cfiam({ "members", "list", ids.account, "No Such Group" })
       assert.are.equal(1, r.status)
-      assert.matches("no user group named 'No Such Group'", r.stderr, 1, true)
+      assert.matches('no user group named "No Such Group"', r.stderr, 1, true)
       r = cfiam({ "members", "list", ids.account, small }, { env = {
         CLOUDFLARE_API_TOKEN = H.TOKEN, CLOUDFLARE_BASE_URL = "http://127.0.0.1:1/client/v4" } })
       assert.are.equal(1, r.status)
@@ -339,6 +339,164 @@ describe("cfiam command", function()
       r = cfiam({ "groups", "list", ids.account, "--name=Nope" })
       assert.are.equal(1, r.status)
       assert.matches("^cfiam not_found: ", r.stderr)
+    end)
+  end)
+
+  -- A mistake never becomes a write: an unreadable --file, an unclear
+  -- answer, Ctrl-C; and the output stays machine-readable and inert.
+  describe("mistakes and hostile data", function()
+    local function write_file(content)
+      local file = os.tmpname()
+      local f = assert(io.open(file, "wb"))
+      f:write(content)
+      f:close()
+      return file
+    end
+
+    it("--file that cannot be read is exit 2, never an empty list", function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      assert(os.execute("mkdir " .. H.shquote(dir)))
+      for _, path in ipairs({ dir, dir .. "/missing.txt" }) do
+        for _, json in ipairs({ false, true }) do
+          local args = { "members", "sync", ids.account, small, "--file", path, "--allow-empty",
+            "--yes" }
+          if json then args[#args + 1] = "--json" end
+          local r = cfiam(args)
+          assert.are.equal(2, r.status, r.stderr)
+          assert.matches("cannot read --file", r.stderr, 1, true)
+          if json then assert.are.equal("usage", H.json(r.stdout).error.kind) end
+        end
+      end
+      os.execute("rmdir " .. H.shquote(dir))
+      assert.are.same({}, H.writes(emu))
+      assert.are.equal(3, #H.state_members(emu, ids.account, small))
+    end)
+
+    it("the confirmation writes only on y or yes", function()
+      local args = { "members", "sync", ids.account, small, member(1).id, member(2).id }
+      local env = H.env(emu, { CFIAM_TTY = "1" })
+      for _, answer in ipairs({ "yabba-dabba\n", "yess\n", "ye\n", "\n", "", "n\n", "y es\n",
+        "no yes\n" }) do
+        local r = cfiam(args, { env = env, stdin = answer })
+        assert.are.equal(2, r.status, answer)
+        assert.matches("not confirmed", r.stderr, 1, true)
+      end
+      assert.are.same({}, H.writes(emu))
+      for _, answer in ipairs({ "  YES \n", "Y\n", "\tyes" }) do
+        emu:reset()
+        local r = cfiam(args, { env = env, stdin = answer })
+        assert.are.equal(0, r.status, r.stderr)
+        assert.are.equal(1, #H.writes(emu))
+      end
+    end)
+
+    it("ignores a UTF-8 byte-order mark at the start of --file", function()
+      local file = write_file("\239\187\191" .. member(1).id .. "\n" .. member(2).id .. "\n"
+        .. member(3).id .. "\n" .. member(4).email .. "\n")
+      local r = cfiam({ "members", "sync", ids.account, small, "--file", file, "--yes" })
+      os.remove(file)
+      assert.are.equal(0, r.status, r.stderr)
+      assert.matches("1 to add, 0 to remove, 3 unchanged", r.stdout, 1, true)
+      assert.are.equal(4, #H.state_members(emu, ids.account, small))
+    end)
+
+    it("--json prints exactly one JSON document for every outcome, usage errors included", function()
+      for _, args in ipairs({ {}, { "teams" }, { "members" }, { "members", "move" },
+        { "members", "list", ids.account }, { "members", "list", ids.account, big, "--bogus" },
+        { "members", "sync", ids.account, small, "--max-removals", "many" },
+        { "members", "sync", ids.account, small, "--max-removals" },
+        { "members", "add", ids.account, small }, { "groups", "list" },
+        { "members", "list", ids.account, "No Such Group" } }) do
+        args[#args + 1] = "--json"
+        local r = cfiam(args)
+        local what = table.concat(args, " ")
+        assert.is_true(r.status == 1 or r.status == 2, what)
+        local ok, doc = pcall(H.json, r.stdout)
+        assert.is_true(ok, what .. ": not one JSON document: " .. r.stdout)
+        assert.is_string(doc.error.kind, what)
+        assert.is_string(doc.error.message, what)
+        assert.are_not.equal("", r.stderr, what)
+      end
+      local r = cfiam({ "members", "list", ids.account, small, "--json" },
+        { env = { CLOUDFLARE_BASE_URL = emu.base_url } })
+      assert.are.equal(2, r.status)
+      assert.is_string(H.json(r.stdout).error.message)
+      r = cfiam({ "--help", "--json" })
+      assert.are.equal(0, r.status)
+      assert.matches("cfiam members sync", H.json(r.stdout).help, 1, true)
+    end)
+
+    local function groups_body(groups)
+      local items = {}
+      for i, g in ipairs(groups) do
+        items[i] = string.format('{"id":"%s","name":"%s","policies":[],"weight":%s}', g[1],
+          g[2], g[3] or "1")
+      end
+      return '{"success":true,"errors":[],"messages":[],"result":[' .. table.concat(items, ",")
+        .. '],"result_info":{"page":1,"per_page":500,"count":' .. #groups .. ',"total_count":'
+        .. #groups .. '}}'
+    end
+
+    it("--json writes numbers JSON cannot hold as null, without crashing", function()
+      emu:fault{ method = "GET", path = "/iam/user_groups$", times = 1,
+        body = groups_body({ { big, "Big", "1e400" }, { small, "Small", "-1e400" } }) }
+      local r = cfiam({ "groups", "list", ids.account, "--json" })
+      assert.are.equal(0, r.status, r.stderr)
+      local doc = H.json(r.stdout)
+      assert.are.equal(2, #doc)
+      assert.are.equal(big, doc[1].id)
+      assert.matches('"weight":null', r.stdout, 1, true)
+    end)
+
+    it("text output escapes control characters in names and e-mail addresses", function()
+      emu:fault{ method = "GET", path = "/iam/user_groups$", times = 1,
+        body = groups_body({ { big, "Evil\\nfake\\tline\\u001b[2J" } }) }
+      local r = cfiam({ "groups", "list", ids.account })
+      assert.are.equal(0, r.status, r.stderr)
+      assert.are.equal(big .. "\tEvil\\x0afake\\x09line\\x1b[2J\n", r.stdout)
+      emu:fault{ method = "GET", path = H.members_pattern(small), times = 1,
+        body = H.page_body({ { id = member(1).id, email = "a\r\n\27]0;x\7@example.com",
+          status = "accepted" } }, { page = 1, per_page = 500, count = 1, total_count = 1 }) }
+      r = cfiam({ "members", "list", ids.account, small })
+      assert.are.equal(0, r.status, r.stderr)
+      assert.are.equal(member(1).id .. "\ta\\x0d\\x0a\\x1b]0;x\\x07@example.com\taccepted\n",
+        r.stdout)
+    end)
+
+    it("Ctrl-C stops the command at once: exit 130, one line, nothing written", function()
+      for _, case in ipairs({
+        -- a listing that does not answer
+        { method = "GET", path = H.members_pattern(small), delay_ms = 20000, times = -1 },
+        -- a 429 asking to wait 30 s before the retry
+        { method = "GET", path = H.members_pattern(small), status = 429, times = -1,
+          headers = { ["Retry-After"] = "30" } },
+      }) do
+        emu:reset()
+        emu:fault(case)
+        for _, json in ipairs({ false, true }) do
+          emu:clear_requests()
+          local args = { "members", "sync", ids.account, small, member(1).id, "--yes",
+            "--allow-empty", "--max-removals", "10" }
+          if json then args[#args + 1] = "--json" end
+          local child = H.spawn("bin/cfiam", args, { env = H.env(emu) })
+          assert.is_truthy(H.poll(function() return #H.requests(emu, "GET") > 0 end, 10),
+            "the command never listed the group")
+          child:signal("INT")
+          local r = child:wait(10)
+          assert.is_not_nil(r, "the command did not stop on SIGINT")
+          assert.are.equal(130, r.status, r.stderr)
+          assert.are.equal(1, #lines(r.stderr), r.stderr)
+          assert.matches("^cfiam: interrupted", r.stderr)
+          if json then
+            assert.are.equal("interrupted", H.json(r.stdout).error.kind)
+          else
+            assert.are.equal("", r.stdout)
+          end
+          assert.are.same({}, H.writes(emu))
+          assert.are.equal(3, #H.state_members(emu, ids.account, small))
+        end
+      end
     end)
   end)
 end)

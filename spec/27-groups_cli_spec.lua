@@ -113,7 +113,7 @@ describe("cfiam groups show|create|rename|delete", function()
       local r = cfiam({ "groups", "create", A, "Ops", "--json" })
       assert.are.equal(2, r.status)
       assert.are.equal("conflict", H.json(r.stdout).error.kind)
-      assert.matches("cfiam conflict: a user group named 'Ops' already exists", r.stderr, 1, true)
+      assert.matches("cfiam conflict: a user group named \"Ops\" already exists", r.stderr, 1, true)
       assert.are.same({}, H.writes(emu))
     end)
 

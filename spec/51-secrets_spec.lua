@@ -223,4 +223,262 @@ describe("secrets", function()
       end)
     end)
   end
+
+  -- The matrix: every public function, every argument position, with the
+  -- credential (or a piece of it: 8 bytes are enough to count as a leak)
+  -- where a value was expected. Whatever comes back (a result, nil, err, or
+  -- a raised error) must not hold any 8 consecutive bytes of it.
+  describe("misplaced credentials, every function and argument", function()
+    local unpack = table.unpack or unpack
+    local function pack(...) return { n = select("#", ...), ... } end
+    -- every 8-byte window of s
+    local function windows(s)
+      local out = {}
+      for i = 1, #s - 7 do out[#out + 1] = s:sub(i, i + 7) end
+      return out
+    end
+
+    -- Values standing in for a string argument, a list entry, an options table.
+    local function strings(s)
+      return { s, s:sub(1, 32), s:sub(3, 14), "/" .. s, s .. "@example.com",
+        "Eng " .. s:sub(5, 36) }
+    end
+    local function lists(s)
+      local out = {}
+      for _, v in ipairs(strings(s)) do out[#out + 1] = { v } end
+      out[#out + 1] = { { id = s } }
+      out[#out + 1] = { { email = s } }
+      out[#out + 1] = { { email = s:sub(1, 20) .. "@example.com" } }
+      out[#out + 1] = { ids.member_ids[1], s, s:sub(1, 32) }
+      return out
+    end
+    local function options(s, names)
+      local out = { { [s] = true }, { [s:sub(1, 32)] = 1 } }
+      for _, n in ipairs(names) do
+        for _, v in ipairs(strings(s)) do out[#out + 1] = { [n] = v } end
+      end
+      return out
+    end
+
+    -- Each function's valid arguments, and the kind of each position.
+    local function calls(s)
+      local M1 = ids.member_ids[1]
+      local list_opts = { "direction", "fuzzy_email" }
+      local F = {
+        request = { { "GET", MEMBERS, {} }, { "string", "string",
+          { { query = { [s] = "x" } }, { query = { x = s } }, { query = { [s] = {} } },
+            { headers = { [s] = "x" } }, { headers = { ["X-A"] = s .. "\n" } },
+            { ids = { s } }, { [s] = 1 } } } },
+        update_members = { { A, G, { M1 }, {} }, { "string", "string", "list", "opts" } },
+        list_members = { { A, G, {} }, { "string", "string", list_opts } },
+        each_member = { { A, G, {} }, { "string", "string", list_opts } },
+        add_members = { { A, G, { M1 } }, { "string", "string", "list" } },
+        remove_members = { { A, G, { M1 } }, { "string", "string", "list" } },
+        plan_members = { { A, G, { M1 }, {} }, { "string", "string", "list", "opts" } },
+        sync_members = { { A, G, { M1 }, { dry_run = true } },
+          { "string", "string", "list", "opts" } },
+        resolve_members = { { A, { EMAIL } }, { "string", "list" } },
+        list_groups = { { A, {} }, { "string", { "name", "fuzzy_name", "direction" } } },
+        find_group = { { A, "G" }, { "string", "string" } },
+      }
+      local out = {}
+      for fname, spec in pairs(F) do
+        local base, kinds = spec[1], spec[2]
+        for pos, kind in ipairs(kinds) do
+          local values = kind == "string" and strings(s) or kind == "list" and lists(s)
+            or kind == "opts" and options(s, {})
+            or (type(kind[1]) == "table" and kind) or options(s, kind)
+          for _, v in ipairs(values) do
+            local args = {}
+            for i = 1, #kinds do args[i] = base[i] end
+            args[pos] = v
+            out[#out + 1] = { fname = fname, pos = pos, args = args }
+          end
+        end
+      end
+      -- The group calls, and a group given by name: only arguments that
+      -- fail before anything is written (a group named after the
+      -- credential would come back in later listings as data).
+      local plan = function(part, v)
+        local p = { add = {}, remove = {}, keep = {} }
+        p[part] = { { id = v } }
+        return p
+      end
+      for _, v in ipairs(strings(s)) do
+        local extra = {
+          { "get_group", 1, { v, G } }, { "get_group", 2, { A, v } },
+          { "get_group", 2, { A, { name = v } } }, { "get_group", 2, { A, { [v] = 1, name = "G" } } },
+          { "create_group", 1, { v, { name = "x" } } }, { "create_group", 2, { A, { [v] = 1 } } },
+          { "create_group", 2, { A, { name = "n", policies = { { access = v } } } } },
+          { "update_group", 1, { v, G, { name = "x" } } }, { "update_group", 2, { A, v, { name = "x" } } },
+          { "update_group", 2, { A, { name = v }, { name = "y" } } },
+          { "update_group", 3, { A, G, { [v] = 1 } } },
+          { "update_group", 3, { A, G, { policies = { { access = v } } } } },
+          { "delete_group", 1, { v, G } }, { "delete_group", 2, { A, v } },
+          { "delete_group", 2, { A, { name = v } } }, { "delete_group", 3, { A, G, { [v] = true } } },
+          { "apply_plan", 3, { A, G, plan("add", v) } }, { "apply_plan", 3, { A, G, plan("remove", v) } },
+          { "apply_plan", 4, { A, G, plan("keep", M1), { strategy = v } } },
+          { "apply_plan", 4, { A, G, plan("keep", M1), { [v] = 1 } } },
+          { "list_members", 2, { A, { name = v } } }, { "sync_members", 2, { A, { name = v }, { M1 } } },
+          { "add_members", 2, { A, { name = v }, { M1 } } },
+        }
+        for _, x in ipairs(extra) do out[#out + 1] = { fname = x[1], pos = x[2], args = x[3] } end
+      end
+      table.sort(out, function(a, b)
+        if a.fname ~= b.fname then return a.fname < b.fname end
+        return a.pos < b.pos
+      end)
+      return out
+    end
+
+    local function leaks(s, secret)
+      for _, w in ipairs(windows(secret)) do
+        local at = s:find(w, 1, true)
+        if at then return at end
+      end
+    end
+
+    local function check_all(what, secret, values)
+      for i = 1, values.n do
+        local v = values[i]
+        for _, str in ipairs(strings_of(v)) do
+          assert(not leaks(str, secret), what .. ": 8 bytes of the credential in "
+            .. string.format("%q", str))
+        end
+        if type(v) == "table" and getmetatable(v) then
+          assert(not leaks(tostring(v), secret), what .. ": tostring")
+          assert(not leaks("x: " .. v, secret), what .. ": concat")
+        end
+      end
+    end
+
+    for _, auth in ipairs({ "token", "key" }) do
+      it("with " .. auth .. " auth: no function quotes any piece of it", function()
+        local secret = auth == "token" and TOKEN or KEY
+        local o = { base_url = emu.base_url, max_retries = 0, timeout = 2 }
+        if auth == "token" then o.api_token = TOKEN else o.api_email, o.api_key = EMAIL, KEY end
+        local c = cfiam.new(o)
+        local n = 0
+        for _, call in ipairs(calls(secret)) do
+          local what = call.fname .. " argument " .. call.pos
+          local m = c[call.fname]
+          local res = pack(pcall(m, c, unpack(call.args, 1, 4)))
+          if res[1] and type(res[2]) == "function" then -- each_member
+            local it = res[2]
+            res = { true, n = 1 }
+            for i = 1, 20000 do
+              local x, e = it()
+              if x == nil then break end
+              res.n = res.n + 1
+              if x == false then res[res.n] = e; break end
+              res[res.n] = x
+              if i > 3 then break end
+            end
+          end
+          check_all(what, secret, res)
+          n = n + 1
+        end
+        assert.is_true(n > 150, "the matrix ran " .. n .. " calls")
+        c:close()
+      end)
+    end
+
+    for _, auth in ipairs({ "token", "key" }) do
+      it("with " .. auth .. " auth: cfiam.new and the first call quote no piece of it", function()
+        local secret = auth == "token" and TOKEN or KEY
+        local function opts(extra)
+          local o = { base_url = emu.base_url, max_retries = 0, timeout = 2 }
+          if auth == "token" then o.api_token = TOKEN else o.api_email, o.api_key = EMAIL, KEY end
+          for k, v in pairs(extra) do o[k] = v end
+          return o
+        end
+        local n = 0
+        for _, extra in ipairs({ { [secret] = 1 }, { [secret:sub(1, 32)] = true },
+          { ["x" .. secret:sub(9, 30)] = "y" }, { base_url = secret }, { base_url = "ftp://" .. secret },
+          { user_agent = secret .. "\n" }, { headers = { [secret] = "x" } },
+          { headers = { [secret .. ":"] = "x" } }, { headers = { ["X-A"] = secret .. "\r\n" } },
+          { headers = { Authorization = secret } }, { timeout = -1, [secret] = 1 } }) do
+          local ok, c = pcall(cfiam.new, opts(extra))
+          local res
+          if ok then
+            res = pack(c:request("GET", MEMBERS))
+            res.n = res.n + 1
+            res[res.n] = c:update_members(A, G, { ids.member_ids[1] })
+            c:close()
+          else
+            res = pack(c)
+          end
+          check_all("cfiam.new", secret, res)
+          n = n + 1
+        end
+        assert.equals(11, n)
+      end)
+    end
+
+    it("the pieces are redacted, the rest of the message stays", function()
+      local c = cfiam.new{ base_url = emu.base_url, api_token = TOKEN, max_retries = 0 }
+      local _, err = c:update_members(A, G, { TOKEN:sub(1, 32) })
+      assert.equals("invalid_argument", err.kind)
+      assert.matches("[redacted]", err.message, 1, true)
+      local _, err2 = c:add_members(A, G, { "x" .. TOKEN:sub(9, 30) .. "@example.com" })
+      assert.equals("invalid_argument", err2.kind)
+      assert.matches("x[redacted]@example.com", err2.unknown[1], 1, true)
+      local _, err3 = c:find_group(A, "Ops " .. TOKEN:sub(1, 10))
+      assert.equals("not_found", err3.kind)
+      assert.matches("named [redacted] in account", err3.message, 1, true)
+      c:close()
+    end)
+  end)
+
+  -- The command, its arguments in every place, with and without --json:
+  -- nothing it prints holds 8 bytes of the credential of its environment.
+  describe("the cfiam command", function()
+    local H = require("helpers.cli")
+    for _, auth in ipairs({ "token", "key" }) do
+      it("with " .. auth .. " auth prints no piece of it", function()
+        local secret = auth == "token" and TOKEN or KEY
+        local env = { CLOUDFLARE_BASE_URL = emu.base_url }
+        if auth == "token" then env.CLOUDFLARE_API_TOKEN = TOKEN
+        else env.CLOUDFLARE_EMAIL, env.CLOUDFLARE_API_KEY = EMAIL, KEY end
+        local S, S32 = secret, secret:sub(1, 32)
+        local M1 = ids.member_ids[1]
+        local cases = {
+          { S }, { "members", S }, { "members", "list", S }, { "members", "list", S, G },
+          { "members", "list", A, S }, { "members", "list", A, S32 },
+          { "members", "list", A, G, S }, { "members", "list", A, G, "--" .. S },
+          { "members", "list", A, G, "--" .. S .. "=x" }, { "members", "list", A, G, "-" .. S },
+          { "members", "add", A, G, S }, { "members", "add", A, G, S .. "@example.com" },
+          { "members", "add", A, G, S32 }, { "members", "remove", A, G, S },
+          { "members", "remove", S, G, M1 },
+          { "members", "sync", A, G, S, "--dry-run" },
+          { "members", "sync", A, G, "--file", S }, { "members", "sync", A, G, "--file", "/" .. S32 },
+          { "members", "sync", A, G, M1, "--max-removals", S },
+          { "members", "sync", A, G, M1, "--max-removals=" .. S32 },
+          { "groups", S }, { "groups", "list", S }, { "groups", "list", A, "--name", S },
+          { "groups", "list", A, "--name", S32 }, { "groups", "list", A, S },
+          { "groups", "show", A, S }, { "groups", "show", S, G }, { "groups", "show", A, S32 },
+          { "groups", "create", S, "n" }, { "groups", "create", A, "n", "--policies", S },
+          { "groups", "rename", A, S, "x" }, { "groups", "delete", A, S, "--yes" },
+          { "members", "sync", A, S, M1, "--replace", "--yes" },
+        }
+        for _, args in ipairs(cases) do
+          for _, json in ipairs({ false, true }) do
+            local a = {}
+            for i, v in ipairs(args) do a[i] = v end
+            if json then a[#a + 1] = "--json" end
+            local r = H.run("bin/cfiam", a, { env = env })
+            local what = table.concat(a, " ")
+            assert.is_true(r.status ~= 0, what)
+            for _, w in ipairs({ "stdout", "stderr" }) do
+              for i = 1, #secret - 7 do
+                assert(not r[w]:find(secret:sub(i, i + 7), 1, true), what .. ": 8 bytes of the "
+                  .. "credential on " .. w .. ": " .. r[w])
+              end
+            end
+            assert.are_not.equal("", r.stderr, what)
+          end
+        end
+      end)
+    end
+  end)
 end)

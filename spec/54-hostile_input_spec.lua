@@ -65,3 +65,71 @@ describe("hostile input", function()
     assert.is_nil(by["headers/should-retry-false.txt"].wait)
   end)
 end)
+
+-- Errors built by the Lua helpers keep the same promise as the C core's: a
+-- user value is quoted bounded and escaped, a long list is named in part
+-- ("and N more") with the whole of it in a field.
+describe("hostile input in the helpers' messages", function()
+  local emulator = require("helpers.emulator")
+  local emu, ids, c
+  setup(function()
+    local seed
+    seed, ids = emulator.seed{ members = 3, groups = { { name = "Eng", members = 2 } } }
+    emu = emulator.start{ seed = seed }
+    c = cfiam.new{ api_token = "test-token", base_url = emu.base_url, max_retries = 0 }
+  end)
+  teardown(function()
+    if c then c:close() end
+    if emu then emu:stop() end
+  end)
+
+  local function one_line(err)
+    assert.is_string(err.message)
+    assert.is_nil(err.message:find("[%c]"), err.message)
+    assert.is_true(#err.message <= 1023, #err.message .. " bytes")
+    assert.is_nil(tostring(err):find("[%c]"))
+  end
+
+  it("a group name with CR LF gives a one-line message", function()
+    local g, err = c:find_group(ids.account, "Eng\r\nX-Injected: yes")
+    assert.is_nil(g)
+    assert.equals("not_found", err.kind)
+    one_line(err)
+    assert.matches('"Eng\\x0d\\x0aX-Injected: yes"', err.message, 1, true)
+  end)
+
+  it("a 10 MB address gives a bounded message", function()
+    local huge = string.rep("a", 10 * 1024 * 1024) .. "@example.com"
+    for _, call in ipairs({
+      function() return c:resolve_members(ids.account, { huge }) end,
+      function() return c:add_members(ids.account, ids.groups.Eng.id, { huge }) end,
+      function() return c:add_members(ids.account, ids.groups.Eng.id, { "x\n" .. huge }) end,
+      function() return c:resolve_members(ids.account, { "x\r" .. huge }) end,
+    }) do
+      local res, err = call()
+      assert.is_nil(res)
+      assert.equals("invalid_argument", err.kind)
+      one_line(err)
+      assert.is_true(#err.message < 300, #err.message .. " bytes")
+    end
+  end)
+
+  it("5,000 unknown addresses: a bounded message, every address in err.unknown", function()
+    local list = {}
+    for i = 1, 5000 do list[i] = string.format("nobody%04d@example.com", i) end
+    local res, err = c:resolve_members(ids.account, list)
+    assert.is_nil(res)
+    assert.equals("invalid_argument", err.kind)
+    one_line(err)
+    assert.matches('"nobody0005@example.com" and 4,995 more$', err.message)
+    assert.equals(5000, #err.unknown)
+    assert.equals("nobody5000@example.com", err.unknown[5000])
+    local bad = {}
+    for i = 1, 5000 do bad[i] = "not an address " .. i end
+    res, err = c:add_members(ids.account, ids.groups.Eng.id, bad)
+    assert.is_nil(res)
+    one_line(err)
+    assert.matches("and 4,995 more$", err.message)
+    assert.equals(5000, #err.invalid)
+  end)
+end)

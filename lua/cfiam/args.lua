@@ -2,8 +2,9 @@
 -- helpers (members, groups, resolve, ids, pager). Errors are built with the
 -- C module's metatable, so they read and print like the C core's.
 local type, pairs, tostring, error, require = type, pairs, tostring, error, require
-local huge = math.huge
-local sub, format = string.sub, string.format
+local huge, min = math.huge, math.min
+local sub, format, gsub, byte = string.sub, string.format, string.gsub, string.byte
+local concat = table.concat
 
 local _M = {}
 
@@ -11,12 +12,26 @@ local function cfiam()
   return require("cfiam")
 end
 
+-- The README's promise for a message: one line of at most this many bytes.
+local MAX_MESSAGE = 1023
+-- Values quoted in one message before "and N more".
+local MAX_LISTED = 5
+
+-- A message as one bounded line: control bytes escaped, then cut.
+local function one_line(message)
+  message = gsub(tostring(message), "%c", function(c)
+    return format("\\x%02x", byte(c))
+  end)
+  if #message > MAX_MESSAGE then message = sub(message, 1, MAX_MESSAGE - 3) .. "..." end
+  return message
+end
+
 --- Builds an error value the way the C core does (same metatable).
 -- @param kind a short stable token (invalid_argument, incomplete, guard, ...)
--- @param message one line
+-- @param message one line (control bytes are escaped, the length capped)
 -- @param extra optional table of more fields (plan, missing, ...)
 function _M.err(kind, message, extra)
-  local e = { kind = kind, message = message, errors = {}, messages = {},
+  local e = { kind = kind, message = one_line(message), errors = {}, messages = {},
     attempts = 0 }
   if extra then
     for k, v in pairs(extra) do e[k] = v end
@@ -24,57 +39,86 @@ function _M.err(kind, message, extra)
   return require("cfiam.core").error(e)
 end
 
--- 'value', shortened, for messages.
-function _M.quote(s)
-  s = tostring(s)
-  if #s > 60 then s = sub(s, 1, 57) .. "..." end
-  return "'" .. s .. "'"
+--- A user value for a message, quoted by the C core's quoting: bounded,
+-- control bytes escaped, "[redacted]" when it holds a piece of the
+-- client's credential (client optional).
+function _M.quote(s, client)
+  return require("cfiam.core").quote(tostring(s), client)
 end
+
+-- 4990 -> "4,990".
+local function thousands(n)
+  local s = tostring(n)
+  local k
+  repeat s, k = gsub(s, "^(%d+)(%d%d%d)", "%1,%2") until k == 0
+  return s
+end
+_M.thousands = thousands
+
+--- The first few values of a list, quoted and joined, then "and N more":
+-- a message names some, the error's fields keep them all.
+function _M.quote_list(list, client)
+  local out = {}
+  for i = 1, min(#list, MAX_LISTED) do out[i] = _M.quote(list[i], client) end
+  local s = concat(out, ", ")
+  if #list > MAX_LISTED then s = s .. " and " .. thousands(#list - MAX_LISTED) .. " more" end
+  return s
+end
+
+--- The one scrubbing function (C): v (a string, or a table scrubbed in
+-- place) without any run of 8 or more bytes of the client's credential.
+function _M.scrub(client, v)
+  return require("cfiam.core").scrub(client, v)
+end
+
+-- Raises below use level 4: this check (1), the helper (2), the scrubbing
+-- wrapper of cfiam.extend (3), the caller (4).
 
 --- Raises (a programmer error) unless v is a string.
 function _M.check_string(v, name, fname)
   if type(v) ~= "string" then
     error(format("bad argument to '%s' (%s: string expected, got %s)",
-      fname, name, type(v)), 3)
+      fname, name, type(v)), 4)
   end
 end
 
 --- Raises on an unknown option name or a wrong Lua type. `allowed` maps
--- each option name to its Lua type ("number", "boolean", "string").
-function _M.check_opts(opts, allowed, fname)
+-- each option name to its Lua type ("number", "boolean", "string"); the
+-- client (optional) names the credential to keep out of the message.
+function _M.check_opts(opts, allowed, fname, client)
   if opts == nil then return {} end
   if type(opts) ~= "table" then
     error(format("bad argument to '%s' (options: table expected, got %s)",
-      fname, type(opts)), 3)
+      fname, type(opts)), 4)
   end
   for k, v in pairs(opts) do
     local want = allowed[k]
     if not want then
       error(format("bad argument to '%s' (unknown option %s)", fname,
-        _M.quote(k)), 3)
+        _M.quote(k, client)), 4)
     end
     if type(v) ~= want then
       error(format("bad argument to '%s' (option %s: %s expected, got %s)",
-        fname, k, want, type(v)), 3)
+        fname, k, want, type(v)), 4)
     end
   end
   return opts
 end
 
 -- nil, or an invalid_argument error when s is not a 32-hex id.
-function _M.check_id(s, what)
+function _M.check_id(s, what, client)
   if not cfiam().is_id(s) then
     return _M.err("invalid_argument", what
-      .. ": expected a 32-character hexadecimal id, got " .. _M.quote(s))
+      .. ": expected a 32-character hexadecimal id, got " .. _M.quote(s, client))
   end
 end
 
 -- nil, or an invalid_argument error unless the listing order is nil,
 -- "asc" or "desc".
-function _M.check_direction(direction)
+function _M.check_direction(direction, client)
   if direction ~= nil and direction ~= "asc" and direction ~= "desc" then
     return _M.err("invalid_argument", "direction: expected 'asc' or 'desc', got "
-      .. _M.quote(direction))
+      .. _M.quote(direction, client))
   end
 end
 

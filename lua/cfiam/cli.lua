@@ -9,9 +9,11 @@
 --
 -- Arguments are parsed by hand (no dependency). Exit status: 0 success,
 -- 1 API or network error, 2 usage error, invalid argument, refused guard
--- or a write that was not confirmed. With --json, standard output carries
--- exactly one JSON document, also on failure ({"error": {...}}); the
--- one-line error message always goes to standard error.
+-- or a write that was not confirmed, 130 Ctrl-C. With --json, standard
+-- output carries exactly one JSON document for every outcome ({"error":
+-- {...}} on failure); the one-line error message goes to standard error.
+-- Everything printed goes through write(), that is through the C
+-- scrubbing with the credentials of the environment.
 --
 -- Terminal check: `sync` asks before writing only when standard input is
 -- a terminal, probed with os.execute("test -t 0") (no C needed); the
@@ -22,7 +24,7 @@ local type, ipairs, pairs, tostring, tonumber, getmetatable, setmetatable =
   type, ipairs, pairs, tostring, tonumber, getmetatable, setmetatable
 local require, pcall, next = require, pcall, next
 local concat, sort = table.concat, table.sort
-local format, lower = string.format, string.lower
+local format, lower, gsub, byte = string.format, string.lower, string.gsub, string.byte
 local io, os = io, os
 
 local _M = {}
@@ -66,6 +68,7 @@ Exit status:
   1  API or network error (including an incomplete listing or drift)
   2  usage error, invalid argument, refused guard, or a sync that was not
      confirmed; the error's one-line message is on standard error
+  130  interrupted (Ctrl-C): no further request was sent
 ]]
 
 local MEMBERS_HELP = [[
@@ -92,8 +95,9 @@ usage:
           + EMAIL (ID)      to add (" pending" when not yet accepted)
           - EMAIL (ID)      to remove
           N to add, N to remove, N unchanged
-      then asks for confirmation when standard input is a terminal; without
-      a terminal it writes only with --yes.
+      then asks for confirmation when standard input is a terminal (only
+      "y" or "yes" writes); without a terminal it writes only with --yes.
+      A file that cannot be read is an error, never an empty list.
       --dry-run           print the plan, write nothing
       --allow-empty       allow a plan that leaves the group empty
       --max-removals N    refuse a plan that removes more than N (default 10)
@@ -150,6 +154,14 @@ local OBJECT = {}
 local function object(t) return setmetatable(t, OBJECT) end
 
 local cjson
+local huge = math.huge
+
+-- A number as JSON: null for what JSON cannot hold (inf, nan).
+local function encode_number(v)
+  if v ~= v or v == huge or v == -huge then return "null" end
+  return cjson.encode(v)
+end
+
 local function encode(v, out)
   local t = type(v)
   if t == "table" then
@@ -173,7 +185,9 @@ local function encode(v, out)
       end
       out[#out + 1] = "}"
     end
-  elseif t == "string" or t == "number" or t == "boolean" then
+  elseif t == "number" then
+    out[#out + 1] = encode_number(v)
+  elseif t == "string" or t == "boolean" then
     out[#out + 1] = cjson.encode(v)
   else
     out[#out + 1] = "null"
@@ -195,6 +209,27 @@ local Usage = {} -- metatable of usage errors
 
 local function usage(msg)
   return setmetatable({ kind = "usage", message = msg }, Usage)
+end
+
+-- A value from the API or the user, for a line of text: control bytes
+-- (a newline or a terminal escape in a name or an e-mail) as \xNN.
+local function text(s)
+  return (gsub(tostring(s), "[%c\127]", function(c) return format("\\x%02x", byte(c)) end))
+end
+_M.text = text
+
+-- A user value in a usage message: the C core's bounded, escaped quoting
+-- (set by main once cfiam is loaded).
+local quote = function(s) return "'" .. text(s) .. "'" end
+
+-- Ctrl-C (the C module's SIGINT flag, set once main has installed it):
+-- the command stops before any further request and exits 130.
+local CF
+local Interrupt = {} -- metatable of the interruption
+local function interrupted() return CF ~= nil and CF.interrupted() end
+local function interruption()
+  return setmetatable({ kind = "interrupted",
+    message = "interrupted: no further request was sent" }, Interrupt)
 end
 
 local function entry_doc(e)
@@ -226,11 +261,12 @@ local function error_doc(err)
   if err.missing then e.missing = entries_doc(err.missing) end
   if err.unexpected then e.unexpected = entries_doc(err.unexpected) end
   if err.unknown then e.unknown = err.unknown end
+  if err.invalid then e.invalid = err.invalid end
   return object({ error = e })
 end
 
 local function label(e)
-  local s = format("%s (%s)", e.email or "?", e.id)
+  local s = format("%s (%s)", text(e.email or "?"), text(e.id))
   if e.status == "pending" then s = s .. " pending" end
   return s
 end
@@ -272,13 +308,16 @@ local function parse(argv, i, allowed)
       local name, value = a:match("^%-%-([%w%-]+)=(.*)$")
       name = name or a:match("^%-%-([%w%-]+)$")
       if not name or allowed[name] == nil then
-        return nil, usage("unknown option " .. a)
+        return nil, usage("unknown option " .. quote(a))
       end
       if allowed[name] then
         if value == nil then
           i = i + 1
           value = argv[i]
-          if value == nil then return nil, usage("option --" .. name .. " needs a value") end
+          -- "--max-removals --json": an option, not a value (--name=--x is one)
+          if value == nil or value:sub(1, 2) == "--" then
+            return nil, usage("option --" .. name .. " needs a value")
+          end
         end
         opts[name] = value
       elseif value ~= nil then
@@ -294,13 +333,32 @@ end
 
 -- Ids and e-mail addresses from a text: white space or commas between
 -- them, '#' to the end of a line is a comment.
-local function read_list(text)
+local function read_list(s)
   local out = {}
-  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+  if s:sub(1, 3) == "\239\187\191" then s = s:sub(4) end -- a UTF-8 byte-order mark
+  for line in (s .. "\n"):gmatch("([^\n]*)\n") do
     line = line:gsub("#.*$", "")
     for word in line:gmatch("[^%s,]+") do out[#out + 1] = word end
   end
   return out
+end
+
+-- The whole of a file, or nil, a usage error: a file that cannot be read
+-- (missing, a directory, a read error) is never an empty list.
+local function read_file(path, option)
+  option = option or "--file"
+  local f, why = io.open(path, "rb")
+  local content
+  if f then
+    content, why = f:read("*a")
+    f:close()
+  end
+  if not content then
+    why = tostring(why or "read error")
+    if why:sub(1, #path + 2) == path .. ": " then why = why:sub(#path + 3) end
+    return nil, usage(format("cannot read %s %s: %s", option, quote(path), text(why)))
+  end
+  return content
 end
 
 local function is_tty()
@@ -309,6 +367,43 @@ local function is_tty()
   if forced == "0" then return false end
   local r1, _, r3 = os.execute("test -t 0")
   return r1 == true or r1 == 0 or (r1 == nil and r3 == 0)
+end
+
+---------------------------------------------------------------------------
+-- Writing: every byte the command prints goes through write(), which passes
+-- it through the C scrubbing with the credentials of the environment.
+---------------------------------------------------------------------------
+
+local scrub = function(v) return v end -- until main has loaded cfiam
+
+local function write(stream, ...)
+  local parts = { ... }
+  for i = 1, #parts do parts[i] = tostring(parts[i]) end
+  stream:write(scrub(concat(parts)))
+end
+
+-- Writes the text lines gathered so far (not in --json mode).
+function _M.flush(out, opts, io_)
+  if not opts.json and #out > 0 then
+    write(io_.stdout, concat(out, "\n"), "\n")
+  end
+  for i = #out, 1, -1 do out[i] = nil end
+end
+
+-- The one JSON document of a --json run.
+local function write_json(io_, doc)
+  write(io_.stdout, json(scrub(doc)), "\n")
+end
+
+-- Reads the answer to a [y/N] prompt: true only for "y" or "yes" (any
+-- case, blanks around). Ctrl-C at the prompt is not an answer.
+local function confirmed(io_)
+  local answer = lower(io_.stdin:read("*l") or ""):match("^%s*(.-)%s*$")
+  if interrupted() then
+    write(io_.stderr, "\n")
+    return false
+  end
+  return answer == "y" or answer == "yes"
 end
 
 ---------------------------------------------------------------------------
@@ -340,7 +435,7 @@ run["members list"] = function(c, cfiam, pos, opts, out)
   if not members then return nil, err end
   if opts.json then return entries_doc(members) end
   for _, m in ipairs(members) do
-    out[#out + 1] = format("%s\t%s\t%s", m.id, m.email or "", m.status or "")
+    out[#out + 1] = format("%s\t%s\t%s", text(m.id), text(m.email or ""), text(m.status or ""))
   end
 end
 
@@ -384,8 +479,8 @@ run["members remove"] = function(c, cfiam, pos, opts, out)
   if opts.json then
     return object({ removed = res.removed, not_members = res.not_members })
   end
-  for _, id in ipairs(res.removed) do out[#out + 1] = "- " .. id end
-  for _, id in ipairs(res.not_members) do out[#out + 1] = "not a member: " .. id end
+  for _, id in ipairs(res.removed) do out[#out + 1] = "- " .. text(id) end
+  for _, id in ipairs(res.not_members) do out[#out + 1] = "not a member: " .. text(id) end
   out[#out + 1] = format("%d removed, %d not members", #res.removed, #res.not_members)
 end
 
@@ -402,10 +497,9 @@ run["members sync"] = function(c, cfiam, pos, opts, out, io_)
     from_stdin = true
     list = read_list(io_.stdin:read("*a") or "")
   elseif opts.file then
-    local f, ferr = io.open(opts.file, "rb")
-    if not f then return nil, usage("cannot read --file: " .. tostring(ferr)) end
-    list = read_list(f:read("*a") or "")
-    f:close()
+    local content, ferr = read_file(opts.file)
+    if not content then return nil, ferr end
+    list = read_list(content)
   else
     for _, v in ipairs(rest) do
       if v == "-" then return nil, usage("'-' (standard input) must be the only member argument") end
@@ -417,7 +511,7 @@ run["members sync"] = function(c, cfiam, pos, opts, out, io_)
     max_removals = tonumber(opts["max-removals"])
     if not max_removals or max_removals < 0 or max_removals % 1 ~= 0 then
       return nil, usage("--max-removals: expected a whole number >= 0, got "
-        .. opts["max-removals"])
+        .. quote(opts["max-removals"]))
     end
   end
   local account = pos[1]
@@ -452,14 +546,14 @@ run["members sync"] = function(c, cfiam, pos, opts, out, io_)
         "not written: standard input is not a terminal to confirm on; pass --yes" }, Usage)
     end
     _M.flush(out, opts, io_)
-    io_.stderr:write(format("Apply this plan to group %s? [y/N] ", g))
+    write(io_.stderr, format("Apply this plan to group %s? [y/N] ", g))
     io_.stderr:flush()
-    local answer = io_.stdin:read("*l") or ""
-    if not answer:lower():match("^%s*y") then
+    if not confirmed(io_) then
       return nil, setmetatable({ kind = "refused", plan = plan,
         message = "not confirmed: nothing written" }, Usage)
     end
   end
+  if interrupted() then return nil, interruption() end
   local written
   written, err = c:apply_plan(account, g, plan, { max_removals = max_removals,
     allow_empty = allow_empty, strategy = opts.replace and "replace" or nil })
@@ -487,7 +581,7 @@ run["groups list"] = function(c, _, pos, opts, out)
     for i, g in ipairs(groups) do list[i] = object(g) end
     return list
   end
-  for _, g in ipairs(groups) do out[#out + 1] = format("%s\t%s", g.id, g.name) end
+  for _, g in ipairs(groups) do out[#out + 1] = format("%s\t%s", text(g.id), text(g.name)) end
 end
 
 ---------------------------------------------------------------------------
@@ -508,21 +602,21 @@ local function policy_ids(list)
     out[i] = (type(x) == "table" and type(x.name) == "string")
       and format("%s (%s)", id, x.name) or id
   end
-  return #out > 0 and concat(out, ", ") or "none"
+  return #out > 0 and text(concat(out, ", ")) or "none"
 end
 
 -- Text lines describing a group and its member count.
 local function describe_group(g, n, out)
-  out[#out + 1] = "id        " .. tostring(g.id)
-  out[#out + 1] = "name      " .. tostring(g.name)
-  if g.created_on then out[#out + 1] = "created   " .. tostring(g.created_on) end
-  if g.modified_on then out[#out + 1] = "modified  " .. tostring(g.modified_on) end
+  out[#out + 1] = "id        " .. text(g.id)
+  out[#out + 1] = "name      " .. text(g.name)
+  if g.created_on then out[#out + 1] = "created   " .. text(g.created_on) end
+  if g.modified_on then out[#out + 1] = "modified  " .. text(g.modified_on) end
   out[#out + 1] = "members   " .. tostring(n)
   local pols = type(g.policies) == "table" and g.policies or {}
   out[#out + 1] = "policies  " .. #pols
   for _, p in ipairs(pols) do
     out[#out + 1] = format("  %s  permission groups: %s; resource groups: %s",
-      tostring(p.access), policy_ids(p.permission_groups), policy_ids(p.resource_groups))
+      text(p.access), policy_ids(p.permission_groups), policy_ids(p.resource_groups))
   end
 end
 
@@ -552,20 +646,18 @@ run["groups create"] = function(c, _, pos, opts, out)
   if #pos > 2 then return nil, usage("too many arguments (quote a NAME with spaces)") end
   local spec = { name = pos[2] }
   if opts.policies then
-    local f, ferr = io.open(opts.policies, "rb")
-    if not f then return nil, usage("cannot read --policies: " .. tostring(ferr)) end
-    local text = f:read("*a") or ""
-    f:close()
-    local ok, pols = pcall(require("cjson").new().decode, text)
+    local content, ferr = read_file(opts.policies, "--policies")
+    if not content then return nil, ferr end
+    local ok, pols = pcall(require("cjson").new().decode, content)
     if not ok or type(pols) ~= "table" then
-      return nil, usage("--policies: " .. opts.policies .. " is not a JSON array of policies")
+      return nil, usage("--policies: " .. quote(opts.policies) .. " is not a JSON array of policies")
     end
     spec.policies = pols
   end
   local g, err = c:create_group(pos[1], spec)
   if not g then return nil, err end
   if opts.json then return object(g) end
-  out[#out + 1] = format("%s\t%s", tostring(g.id), tostring(g.name))
+  out[#out + 1] = format("%s\t%s", text(g.id), text(g.name))
 end
 
 run["groups rename"] = function(c, cfiam, pos, opts, out)
@@ -575,7 +667,7 @@ run["groups rename"] = function(c, cfiam, pos, opts, out)
   local g, err = c:update_group(pos[1], group_ref(cfiam, pos[2]), { name = pos[3] })
   if not g then return nil, err end
   if opts.json then return object(g) end
-  out[#out + 1] = format("%s\t%s", tostring(g.id), tostring(g.name))
+  out[#out + 1] = format("%s\t%s", text(g.id), text(g.name))
 end
 
 run["groups delete"] = function(c, cfiam, pos, opts, out, io_)
@@ -598,106 +690,135 @@ run["groups delete"] = function(c, cfiam, pos, opts, out, io_)
         "not deleted: standard input is not a terminal to confirm on; pass --yes" }, Usage)
     end
     _M.flush(out, opts, io_)
-    io_.stderr:write(format("Delete group %s (%s)? [y/N] ", tostring(g.name), g.id))
+    write(io_.stderr, format("Delete group %s (%s)? [y/N] ", text(g.name), text(g.id)))
     io_.stderr:flush()
-    local answer = io_.stdin:read("*l") or ""
-    if not answer:lower():match("^%s*y") then
+    if not confirmed(io_) then
       return nil, setmetatable({ kind = "refused", message = "not confirmed: nothing deleted" },
         Usage)
     end
   end
   -- Without --force the library counts again: members added meanwhile
   -- still stop the delete.
+  if interrupted() then return nil, interruption() end
   local ok, err = c:delete_group(account, g.id, { force = opts.force and true or nil })
   if not ok then return nil, err end
-  out[#out + 1] = "deleted group " .. g.id
+  out[#out + 1] = "deleted group " .. text(g.id)
   doc.deleted = true
   return doc
 end
 
--- Writes the text lines gathered so far (not in --json mode).
-function _M.flush(out, opts, io_)
-  if not opts.json and #out > 0 then
-    io_.stdout:write(concat(out, "\n"), "\n")
+-- The credentials the command may hold (to keep out of its output).
+local function env_secrets()
+  local list = {}
+  for _, name in ipairs({ "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY" }) do
+    local v = os.getenv(name)
+    if v then list[#list + 1] = v end
   end
-  for i = #out, 1, -1 do out[i] = nil end
+  return list
+end
+
+-- Whether --json was given (before a "--").
+local function json_flag(argv)
+  for i = 1, #argv do
+    if argv[i] == "--" then return false end
+    if argv[i] == "--json" then return true end
+  end
+  return false
+end
+
+local function exit_status(err)
+  if getmetatable(err) == Interrupt then return 130 end
+  if getmetatable(err) == Usage or err.kind == "invalid_argument" or err.kind == "guard"
+      or err.kind == "conflict" then
+    return 2
+  end
+  return 1
+end
+
+-- Reports a failure: the JSON document (--json), the one-line message on
+-- standard error, and for a usage error where to find help.
+local function fail(err, area, opts, out, io_)
+  _M.flush(out, opts, io_)
+  if opts.json then write_json(io_, error_doc(err)) end
+  if getmetatable(err) == Usage or getmetatable(err) == Interrupt then
+    write(io_.stderr, "cfiam: ", text(err.message), "\n")
+  else -- a cfiam error already reads "cfiam <kind>: <message>"
+    write(io_.stderr, text(tostring(err)), "\n")
+  end
+  if getmetatable(err) == Usage and err.kind == "usage" and not opts.json then
+    write(io_.stderr, "(see cfiam ", area and area .. " " or "", "--help)\n")
+  end
+  return exit_status(err)
+end
+
+-- Help on standard output (status 0) or, when asked for wrongly, on
+-- standard error (status 2); with --json as {"help": "..."}.
+local function help(io_, opts, txt, ok)
+  if opts.json and not ok then
+    return fail(usage("missing command"), nil, opts, {}, io_)
+  elseif opts.json then
+    write_json(io_, object({ help = txt }))
+  else
+    write(ok and io_.stdout or io_.stderr, txt)
+  end
+  return ok and 0 or 2
+end
+
+-- The command, once cfiam is loaded.
+local function main(argv, io_, cfiam)
+  local area, verb = argv[1], argv[2]
+  local opts = { json = json_flag(argv) }
+  local out = {}
+  if area == nil or area == "--json" then return help(io_, opts, HELP, false) end
+  if area == "-h" or area == "--help" or area == "help" then
+    return help(io_, opts, HELP, true)
+  end
+  local area_help = area == "members" and MEMBERS_HELP or area == "groups" and GROUPS_HELP
+  if not area_help then
+    return fail(usage("unknown command " .. quote(area)), nil, opts, out, io_)
+  end
+  if verb == nil or verb == "-h" or verb == "--help" or verb == "--json" then
+    return help(io_, opts, area_help, verb ~= nil and verb ~= "--json")
+  end
+  local key = area .. " " .. verb
+  local allowed = OPTIONS[key]
+  if not allowed then
+    return fail(usage("unknown command " .. quote(key)), area, opts, out, io_)
+  end
+  local pos, parsed = parse(argv, 3, allowed)
+  if not pos then return fail(parsed, area, opts, out, io_) end -- opts.json as given
+  if parsed.help then return help(io_, opts, area_help, true) end
+  opts = parsed
+  local cok, client = pcall(cfiam.default_client)
+  if not cok then return fail(usage(tostring(client)), area, opts, out, io_) end
+  local doc, err = run[key](client, cfiam, pos, opts, out, io_)
+  if interrupted() then err = interruption() end
+  if err then return fail(err, area, opts, out, io_) end
+  _M.flush(out, opts, io_)
+  if opts.json then write_json(io_, doc or {}) end
+  return 0
 end
 
 --- Runs the command. argv as in the global `arg`; io_ (optional) holds
 -- stdin, stdout, stderr. Returns the exit status.
 function _M.main(argv, io_)
   io_ = io_ or { stdin = io.stdin, stdout = io.stdout, stderr = io.stderr }
-  local area, verb = argv[1], argv[2]
-  if area == nil then
-    io_.stderr:write(HELP)
-    return 2
-  end
-  if area == "-h" or area == "--help" or area == "help" then
-    io_.stdout:write(HELP)
-    return 0
-  end
-  local area_help = area == "members" and MEMBERS_HELP or area == "groups" and GROUPS_HELP
-  if not area_help then
-    io_.stderr:write("cfiam: unknown command '", area, "' (see cfiam --help)\n")
-    return 2
-  end
-  if verb == nil or verb == "-h" or verb == "--help" then
-    local w = verb and io_.stdout or io_.stderr
-    w:write(area_help)
-    return verb and 0 or 2
-  end
-  local key = area .. " " .. verb
-  local allowed = OPTIONS[key]
-  if not allowed then
-    io_.stderr:write("cfiam: unknown command '", key, "' (see cfiam ", area, " --help)\n")
-    return 2
-  end
-  local pos, opts = parse(argv, 3, allowed)
-  local json_mode = false
-  for i = 3, #argv do if argv[i] == "--json" then json_mode = true end end
-  local out = {}
-  local doc, err
-  if not pos then
-    err = opts
-    opts = { json = json_mode }
-  elseif opts.help then
-    io_.stdout:write(area_help)
-    return 0
-  else
-    local ok, cfiam = pcall(require, "cfiam")
-    if not ok then
-      io_.stderr:write("cfiam: cannot load the cfiam module: ", tostring(cfiam), "\n")
-      return 1
+  local ok, cfiam = pcall(require, "cfiam")
+  if not ok then
+    local msg = "cannot load the cfiam module: " .. tostring(cfiam):match("^[^\n]*")
+    if json_flag(argv) then
+      write(io_.stdout, json(object({ error = object({ kind = "usage", message = msg }) })), "\n")
     end
-    local cok, client = pcall(cfiam.default_client)
-    if not cok then
-      err = usage(tostring(client))
-    else
-      doc, err = run[key](client, cfiam, pos, opts, out, io_)
-    end
+    write(io_.stderr, "cfiam: ", msg, "\n")
+    return 1
   end
-  if err then
-    local status = 1
-    if getmetatable(err) == Usage or err.kind == "invalid_argument" or err.kind == "guard"
-        or err.kind == "conflict" then
-      status = 2
-    end
-    _M.flush(out, opts, io_)
-    if opts.json then io_.stdout:write(json(error_doc(err)), "\n") end
-    -- A cfiam error already reads "cfiam <kind>: <message>".
-    if getmetatable(err) == Usage then
-      io_.stderr:write("cfiam: ", tostring(err.message), "\n")
-    else
-      io_.stderr:write(tostring(err), "\n")
-    end
-    if getmetatable(err) == Usage and err.kind == "usage" then
-      io_.stderr:write("(see cfiam ", area, " --help)\n")
-    end
-    return status
-  end
-  _M.flush(out, opts, io_)
-  if opts.json then io_.stdout:write(json(doc or {}), "\n") end
-  return 0
+  local core = require("cfiam.core")
+  CF = core
+  local secrets = env_secrets()
+  scrub = function(v) return core.scrub(secrets, v) end
+  quote = function(v) return core.quote(tostring(v), secrets) end
+  core.catch_interrupt()
+  return main(argv, io_, cfiam)
 end
 
 return _M

@@ -12,7 +12,7 @@
 -- helpers) and is not attached.
 local _VERSION = "0.1.0"
 
-local pairs, error, tostring = pairs, error, tostring
+local pairs, error, tostring, type = pairs, error, tostring, type
 
 local HELPERS = { "cfiam.members", "cfiam.resolve", "cfiam.groups" }
 
@@ -23,6 +23,23 @@ local function on_default(M, name)
     local client = M.default_client()
     return client[name](client, ...)
   end
+end
+
+-- Every error a helper returns (or an iterator yields) goes through the C
+-- scrubbing with the client's credential, whatever quoted it: the helpers
+-- build messages from user values that may be a misplaced token.
+local function scrubbed(M, client, res, err, ...)
+  if type(res) == "function" then -- an iterator (each_member)
+    local it = res
+    res = function(...) return scrubbed(M, client, it(...)) end
+  elseif not res and type(err) == "table" then
+    require("cfiam.core").scrub(client, err)
+  end
+  return res, err, ...
+end
+
+local function wrap(M, f)
+  return function(client, ...) return scrubbed(M, client, f(client, ...)) end
 end
 
 return function(M)
@@ -38,6 +55,7 @@ return function(M)
         error("cfiam: helper " .. name .. "." .. fname .. " would replace a method", 2)
       end
       if fname:sub(1, 1) ~= "_" then -- "_name": internal, not a method
+        f = wrap(M, f)
         methods[fname] = f
         names[#names + 1] = fname
       end

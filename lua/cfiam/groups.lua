@@ -30,8 +30,8 @@ local LIST_OPTS = { name = "string", fuzzy_name = "string", direction = "string"
   per_page = "number", max_pages = "number" }
 
 local function list(client, account, opts)
-  local err = A.check_paging(opts, P.GROUP_PAGE) or A.check_id(account, "account")
-    or A.check_direction(opts.direction)
+  local err = A.check_paging(opts, P.GROUP_PAGE) or A.check_id(account, "account", client)
+    or A.check_direction(opts.direction, client)
   if err then return nil, err end
   local p = P.pager{ client = client,
     path = "/accounts/" .. lower(account) .. "/iam/user_groups",
@@ -59,7 +59,7 @@ end
 --   or nil, err (kind "incomplete" as for list_members).
 function _M.list_groups(client, account, opts)
   A.check_string(account, "account", "list_groups")
-  opts = A.check_opts(opts, LIST_OPTS, "list_groups")
+  opts = A.check_opts(opts, LIST_OPTS, "list_groups", client)
   return list(client, account, opts)
 end
 
@@ -84,11 +84,11 @@ local function find_one(client, account, name)
   if not found then return nil, err end
   if #found == 0 then
     return nil, A.err("not_found", format("no user group named %s in account %s",
-      A.quote(name), account))
+      A.quote(name, client), account))
   end
   if #found > 1 then
     return nil, A.err("invalid_argument", format("%d user groups are named %s "
-      .. "in account %s; use the group id", #found, A.quote(name), account),
+      .. "in account %s; use the group id", #found, A.quote(name, client), account),
       { groups = found })
   end
   return found[1]
@@ -110,20 +110,23 @@ end
 ---------------------------------------------------------------------------
 
 --- Raises unless `group` is an id string or { name = string }; the level
--- points at the caller of the public function `fname`.
-local function check_group_arg(group, fname)
+-- points at the caller of the public function `fname` (through the
+-- scrubbing wrapper of cfiam.extend): 4 from the public function itself,
+-- 5 through _group_id.
+local function check_group_arg(group, fname, level, client)
+  level = level or 4
   if type(group) == "string" then return end
   if type(group) == "table" and type(group.name) == "string" then
     for k in pairs(group) do
       if k ~= "name" then
         error(format("bad argument to '%s' (group: unknown field %s; expected "
-          .. "an id or { name = ... })", fname, A.quote(k)), 4)
+          .. "an id or { name = ... })", fname, A.quote(k, client)), level)
       end
     end
     return
   end
   error(format("bad argument to '%s' (group: id string or { name = string } "
-    .. "expected, got %s)", fname, type(group)), 4)
+    .. "expected, got %s)", fname, type(group)), level)
 end
 
 --- The group's id: `group` itself when it is a string (checked later, where
@@ -131,15 +134,15 @@ end
 -- Raises on a wrong type (the caller of `fname`); returns id or nil, err.
 -- syntax: id, err = groups._group_id(client, account, group, fname)
 function _M._group_id(client, account, group, fname)
-  check_group_arg(group, fname)
+  check_group_arg(group, fname, 5, client)
   if type(group) == "string" then return group end
-  local err = A.check_id(account, "account")
+  local err = A.check_id(account, "account", client)
   if err then return nil, err end
   local g
   g, err = find_one(client, account, group.name)
   if not g then return nil, err end
   if type(g.id) ~= "string" then
-    return nil, A.err("invalid_response", "the user group named " .. A.quote(group.name)
+    return nil, A.err("invalid_response", "the user group named " .. A.quote(group.name, client)
       .. " has no string id")
   end
   return g.id
@@ -318,7 +321,7 @@ end
 local function check_spec(spec, fname)
   if type(spec) ~= "table" then
     error(format("bad argument to '%s' (group: table expected, got %s)", fname,
-      type(spec)), 3)
+      type(spec)), 4)
   end
 end
 
@@ -328,7 +331,7 @@ end
 --   sent it, or nil, err (not_found for an unknown id or name).
 function _M.get_group(client, account, group)
   A.check_string(account, "account", "get_group")
-  check_group_arg(group, "get_group")
+  check_group_arg(group, "get_group", 4, client)
   local err = A.check_id(account, "account")
   if err then return nil, err end
   local id
@@ -351,7 +354,7 @@ local CREATE_FIELDS = { name = "string", policies = "table" }
 function _M.create_group(client, account, spec)
   A.check_string(account, "account", "create_group")
   check_spec(spec, "create_group")
-  A.check_opts(spec, CREATE_FIELDS, "create_group")
+  A.check_opts(spec, CREATE_FIELDS, "create_group", client)
   A.check_string(spec.name, "name", "create_group")
   local err = A.check_id(account, "account")
   if err then return nil, err end
@@ -385,9 +388,9 @@ local UPDATE_FIELDS = { name = "string", policies = "table", allow_empty = "bool
 -- @return the group as the API sent it after the change, or nil, err.
 function _M.update_group(client, account, group, spec)
   A.check_string(account, "account", "update_group")
-  check_group_arg(group, "update_group")
+  check_group_arg(group, "update_group", 4, client)
   check_spec(spec, "update_group")
-  A.check_opts(spec, UPDATE_FIELDS, "update_group")
+  A.check_opts(spec, UPDATE_FIELDS, "update_group", client)
   local err = A.check_id(account, "account")
   if err then return nil, err end
   if spec.name == nil and spec.policies == nil then
@@ -430,8 +433,8 @@ local DELETE_OPTS = { force = "boolean" }
 -- @return true, or nil, err.
 function _M.delete_group(client, account, group, opts)
   A.check_string(account, "account", "delete_group")
-  check_group_arg(group, "delete_group")
-  opts = A.check_opts(opts, DELETE_OPTS, "delete_group")
+  check_group_arg(group, "delete_group", 4, client)
+  opts = A.check_opts(opts, DELETE_OPTS, "delete_group", client)
   local err = A.check_id(account, "account")
   if err then return nil, err end
   local id

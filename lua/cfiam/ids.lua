@@ -2,7 +2,6 @@
 -- account-member ids through one listing of the account's members
 -- (GET /accounts/{id}/members, 50 a page; the member id, not the user id).
 local type, pairs, ipairs, error, require = type, pairs, ipairs, error, require
-local concat = table.concat
 local lower, find, format = string.lower, string.find, string.format
 local A = require("cfiam.args")
 local P = require("cfiam.pager")
@@ -19,10 +18,10 @@ end
 -- Returns ids (lower case, unique, in order), emails (unique ignoring case,
 -- as given, in order), or nil, invalid_argument naming the bad entries.
 -- Raises when list is not a table or an entry has a wrong Lua type.
-function _M.split(list, what, fname)
+function _M.split(list, what, fname, client)
   if type(list) ~= "table" then
     error(format("bad argument to '%s' (%s: table expected, got %s)", fname,
-      what, type(list)), 3)
+      what, type(list)), 4)
   end
   local ids, emails, seen, bad = {}, {}, {}, {}
   local is_id = require("cfiam").is_id
@@ -31,7 +30,7 @@ function _M.split(list, what, fname)
     if type(v) == "table" then v = v.id or v.email end
     if type(v) ~= "string" then
       error(format("bad argument to '%s' (%s[%d]: string or table with id or "
-        .. "email expected, got %s)", fname, what, i, type(v)), 3)
+        .. "email expected, got %s)", fname, what, i, type(v)), 4)
     end
     if is_id(v) then
       local id = lower(v)
@@ -40,13 +39,13 @@ function _M.split(list, what, fname)
       local key = "@" .. lower(v)
       if not seen[key] then seen[key] = true; emails[#emails + 1] = v end
     else
-      bad[#bad + 1] = A.quote(v)
+      bad[#bad + 1] = v
     end
   end
   if #bad > 0 then
     return nil, A.err("invalid_argument", what
       .. ": neither a 32-character hexadecimal member id nor an e-mail address: "
-      .. concat(bad, ", "))
+      .. A.quote_list(bad, client), { invalid = bad })
   end
   return ids, emails
 end
@@ -64,7 +63,7 @@ _M.entry = entry
 --- Lists the account's members once: { by_id = {id = entry},
 -- by_email = {lower(address) = entry} } | nil, err.
 function _M.account_index(client, account)
-  local err = A.check_id(account, "account")
+  local err = A.check_id(account, "account", client)
   if err then return nil, err end
   local p = P.pager{ client = client, decode = "members",
     path = "/accounts/" .. lower(account) .. "/members",
@@ -84,8 +83,9 @@ function _M.account_index(client, account)
 end
 
 --- Resolves addresses with an index: { [address as given] = entry } |
--- nil, invalid_argument naming every unknown address.
-function _M.lookup(index, emails, account)
+-- nil, invalid_argument naming the first unknown addresses (err.unknown
+-- lists them all).
+function _M.lookup(index, emails, account, client)
   local out, unknown = {}, {}
   for _, address in ipairs(emails) do
     local e = index.by_email[lower(address)]
@@ -98,7 +98,7 @@ function _M.lookup(index, emails, account)
   if #unknown > 0 then
     return nil, A.err("invalid_argument", format("%s not a member of "
       .. "account %s: %s", #unknown == 1 and "e-mail address is"
-      or "e-mail addresses are", account, concat(unknown, ", ")),
+      or "e-mail addresses are", account, A.quote_list(unknown, client)),
       { unknown = unknown })
   end
   return out
@@ -109,14 +109,14 @@ end
 -- index when one was fetched (nil otherwise), or nil, err. The account is
 -- listed only when the list holds an e-mail address.
 function _M.normalise(client, account, list, what, fname)
-  local ids, emails = _M.split(list, what, fname)
+  local ids, emails = _M.split(list, what, fname, client)
   if not ids then return nil, emails end
   local index, err
   if #emails > 0 then
     index, err = _M.account_index(client, account)
     if not index then return nil, err end
     local resolved
-    resolved, err = _M.lookup(index, emails, account)
+    resolved, err = _M.lookup(index, emails, account, client)
     if not resolved then return nil, err end
     local by_lower = {}
     for address, e in pairs(resolved) do by_lower[lower(address)] = e.id end

@@ -41,7 +41,7 @@ local STRATEGIES = { difference = true, replace = true }
 
 -- A pager over the group's members, or nil, err (invalid arguments).
 local function member_pager(client, account, group, opts)
-  local err = A.check_paging(opts, P.GROUP_PAGE) or A.check_direction(opts.direction)
+  local err = A.check_paging(opts, P.GROUP_PAGE) or A.check_direction(opts.direction, client)
   if err then return nil, err end
   local path
   path, err = require("cfiam.core").members_path(client, account, group)
@@ -67,7 +67,7 @@ end
 --   unfiltered) came back with fewer members than total_count.
 function _M.list_members(client, account, group, opts)
   check_ids_args(account, group, "list_members")
-  opts = A.check_opts(opts, LIST_OPTS, "list_members")
+  opts = A.check_opts(opts, LIST_OPTS, "list_members", client)
   local gerr
   group, gerr = G._group_id(client, account, group, "list_members")
   if not group then return nil, gerr end
@@ -82,7 +82,7 @@ end
 -- listing is incomplete) the iterator yields false, err once, then ends.
 function _M.each_member(client, account, group, opts)
   check_ids_args(account, group, "each_member")
-  opts = A.check_opts(opts, LIST_OPTS, "each_member")
+  opts = A.check_opts(opts, LIST_OPTS, "each_member", client)
   local p, failure
   group, failure = G._group_id(client, account, group, "each_member")
   if group then p, failure = member_pager(client, account, group, opts) end
@@ -245,7 +245,7 @@ end
 --   member list for additions), or nil, err.
 function _M.plan_members(client, account, group, desired, opts)
   check_ids_args(account, group, "plan_members")
-  opts = A.check_opts(opts, PLAN_OPTS, "plan_members")
+  opts = A.check_opts(opts, PLAN_OPTS, "plan_members", client)
   local gerr
   group, gerr = G._group_id(client, account, group, "plan_members")
   if not group then return nil, gerr end
@@ -276,21 +276,21 @@ end
 local function check_plan(plan, fname)
   if type(plan) ~= "table" then
     error(format("bad argument to '%s' (plan: table expected, got %s)", fname,
-      type(plan)), 3)
+      type(plan)), 4)
   end
   local copy, where = {}, {}
   for _, part in ipairs({ "add", "remove", "keep" }) do
     local list = plan[part]
     if type(list) ~= "table" then
       error(format("bad argument to '%s' (plan.%s: table expected, got %s)",
-        fname, part, type(list)), 3)
+        fname, part, type(list)), 4)
     end
     copy[part] = {}
     for i = 1, #list do
       local e = list[i]
       if type(e) ~= "table" or type(e.id) ~= "string" then
         error(format("bad argument to '%s' (plan.%s[%d]: table with a string "
-          .. "id expected)", fname, part, i), 3)
+          .. "id expected)", fname, part, i), 4)
       end
       local bad = A.check_id(e.id, format("plan.%s[%d].id", part, i))
       if bad then return nil, bad end
@@ -432,7 +432,7 @@ end
 --   err.added and err.removed: the ids already written).
 function _M.sync_members(client, account, group, desired, opts)
   check_ids_args(account, group, "sync_members")
-  opts = A.check_opts(opts, SYNC_OPTS, "sync_members")
+  opts = A.check_opts(opts, SYNC_OPTS, "sync_members", client)
   local max_removals, err = check_write_opts(opts)
   if not max_removals then return nil, err end
   group, err = G._group_id(client, account, group, "sync_members")
@@ -452,7 +452,7 @@ end
 -- @return the plan (ids in lower case), or nil, err as for sync_members.
 function _M.apply_plan(client, account, group, plan, opts)
   check_ids_args(account, group, "apply_plan")
-  opts = A.check_opts(opts, APPLY_OPTS, "apply_plan")
+  opts = A.check_opts(opts, APPLY_OPTS, "apply_plan", client)
   local checked, err = check_plan(plan, "apply_plan")
   if not checked then return nil, err end
   local max_removals

@@ -5,7 +5,6 @@
 -- total_count / 50 + 1 requests; each call lists once and resolves every
 -- address it was given from that one listing.
 local type, error = type, error
-local concat = table.concat
 local format = string.format
 local A = require("cfiam.args")
 local I = require("cfiam.ids")
@@ -22,28 +21,28 @@ function _M.resolve_members(client, account, emails)
   A.check_string(account, "account", "resolve_members")
   if type(emails) ~= "table" then
     error("bad argument to 'resolve_members' (emails: table expected, got "
-      .. type(emails) .. ")", 2)
+      .. type(emails) .. ")", 3)
   end
   local list, bad = {}, {}
   for i = 1, #emails do
     local v = emails[i]
     if type(v) ~= "string" then
       error(format("bad argument to 'resolve_members' (emails[%d]: string "
-        .. "expected, got %s)", i, type(v)), 2)
+        .. "expected, got %s)", i, type(v)), 3)
     end
-    if I.is_email(v) then list[#list + 1] = v else bad[#bad + 1] = A.quote(v) end
+    if I.is_email(v) then list[#list + 1] = v else bad[#bad + 1] = v end
   end
   if #bad > 0 then
     return nil, A.err("invalid_argument", "emails: not an e-mail address: "
-      .. concat(bad, ", "))
+      .. A.quote_list(bad, client), { invalid = bad })
   end
-  local err = A.check_id(account, "account")
+  local err = A.check_id(account, "account", client)
   if err then return nil, err end
   if #list == 0 then return {} end
   local index
   index, err = I.account_index(client, account)
   if not index then return nil, err end
-  return I.lookup(index, list, account)
+  return I.lookup(index, list, account, client)
 end
 
 return _M

@@ -118,14 +118,9 @@ local function slurp(path)
   return s
 end
 
---- Runs `script` (bin/cfiam or an example) with the suite's interpreter.
--- opts: env (table; the environment is exactly PATH, LUA_PATH, LUA_CPATH
--- and these), stdin (a string fed through a file, so never a terminal).
--- Returns { status = exit code, stdout = ..., stderr = ... }.
-function _M.run(script, args, opts)
-  opts = opts or {}
-  local base = os.tmpname()
-  local files = { stdin = base .. ".in", stdout = base .. ".out", stderr = base .. ".err" }
+-- The shell command running `script` with the suite's interpreter, its
+-- standard streams on files (base .. ".in", ".out", ".err").
+local function command(script, args, opts, files)
   local f = assert(io.open(files.stdin, "wb"))
   f:write(opts.stdin or "")
   f:close()
@@ -139,15 +134,73 @@ function _M.run(script, args, opts)
   parts[#parts + 1] = _M.LUA
   parts[#parts + 1] = shquote(script)
   for _, a in ipairs(args or {}) do parts[#parts + 1] = shquote(a) end
-  local cmd = table.concat(parts, " ") .. " <" .. shquote(files.stdin) .. " >"
-    .. shquote(files.stdout) .. " 2>" .. shquote(files.stderr) .. "; echo $?"
-  local p = assert(io.popen(cmd, "r"))
-  local status = tonumber(p:read("*a"):match("%d+"))
-  p:close()
+  return table.concat(parts, " ") .. " <" .. shquote(files.stdin) .. " >"
+    .. shquote(files.stdout) .. " 2>" .. shquote(files.stderr)
+end
+
+local function temp_files()
+  local base = os.tmpname()
+  return base, { stdin = base .. ".in", stdout = base .. ".out", stderr = base .. ".err",
+    pid = base .. ".pid", status = base .. ".status" }
+end
+
+local function collect(base, files, status)
   local res = { status = status, stdout = slurp(files.stdout), stderr = slurp(files.stderr) }
   for _, path in pairs(files) do os.remove(path) end
   os.remove(base)
   return res
+end
+
+--- Runs `script` (bin/cfiam or an example) with the suite's interpreter.
+-- opts: env (table; the environment is exactly PATH, LUA_PATH, LUA_CPATH
+-- and these), stdin (a string fed through a file, so never a terminal).
+-- Returns { status = exit code, stdout = ..., stderr = ... }.
+function _M.run(script, args, opts)
+  opts = opts or {}
+  local base, files = temp_files()
+  local cmd = command(script, args, opts, files) .. "; echo $?"
+  local p = assert(io.popen(cmd, "r"))
+  local status = tonumber(p:read("*a"):match("%d+"))
+  p:close()
+  return collect(base, files, status)
+end
+
+-- Polls pred() (true or a value) until it holds or `limit` seconds pass.
+local function poll(pred, limit)
+  local deadline = os.time() + limit + 1
+  repeat
+    local v = pred()
+    if v then return v end
+    os.execute("sleep 0.05")
+  until os.time() > deadline
+end
+_M.poll = poll
+
+--- Starts `script` like run, in the background. Returns a handle with
+-- .pid, :signal(name) and :wait(limit) -> the result as run gives it, or
+-- nil when the child still runs after `limit` seconds (it is then killed).
+function _M.spawn(script, args, opts)
+  opts = opts or {}
+  local base, files = temp_files()
+  -- the child's pid and, when it ends, its status, written by a subshell
+  os.execute("( " .. command(script, args, opts, files) .. " & echo $! >" .. shquote(files.pid)
+    .. "; wait $!; echo $? >" .. shquote(files.status .. ".tmp") .. "; mv "
+    .. shquote(files.status .. ".tmp") .. " " .. shquote(files.status) .. " ) >/dev/null 2>&1 &")
+  local pid = assert(poll(function() return tonumber(slurp(files.pid):match("%d+")) end, 10),
+    "the child did not start")
+  local h = { pid = pid }
+  function h.signal(_, name) os.execute("kill -" .. name .. " " .. pid .. " 2>/dev/null") end
+  function h.wait(_, limit)
+    local status = poll(function() return tonumber(slurp(files.status):match("%d+")) end, limit)
+    if not status then
+      h:signal("KILL")
+      poll(function() return tonumber(slurp(files.status):match("%d+")) end, 5)
+      collect(base, files)
+      return nil
+    end
+    return collect(base, files, status)
+  end
+  return h
 end
 
 --- The environment pointing a child at the emulator with the test token.
