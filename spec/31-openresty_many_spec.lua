@@ -39,6 +39,17 @@ local SERVER = [==[
       end
       ngx.print(cjson.encode({ out = out, err = err, exchanges = cos.exchanges - before }))
     } }
+
+    # n calls of client:request one after another: "ok <successes>"
+    location = /seq { content_by_lua_block {
+      local c = require("cfiam").new{ base_url = ngx.unescape_uri(ngx.var.arg_base),
+        api_token = "test-token", max_retries = 0, timeout = 10 }
+      local ok = 0
+      for _ = 1, tonumber(ngx.var.arg_n) do
+        if c:request("GET", ngx.unescape_uri(ngx.var.arg_path)) then ok = ok + 1 end
+      end
+      ngx.say("ok ", ok)
+    } }
 ]==]
 
 describe("request_many under OpenResty", function()
@@ -123,6 +134,16 @@ describe("request_many under OpenResty", function()
     for i = 1, 8 do calls[i] = { "GET", MEMBERS } end
     local got = in_nginx(quota_emu, calls, { concurrency = 4 })
     for i = 1, 8 do assert.is_nil(got.out[i].err, i) end
+    local st = quota_emu:stats()
+    assert.equals(0, st.rate_limited)
+    assert.equals(8, st.requests)
+  end)
+
+  it("single calls pace by the Ratelimit headers too: 8 within a quota of 5 per 3 s, no 429", function()
+    quota_emu:reset(core.seed())
+    local status, body = srv:get("/seq?n=8&base=" .. quota_emu.base_url .. "&path=" .. MEMBERS, 30)
+    assert.equals(200, status)
+    assert.matches("ok 8", body)
     local st = quota_emu:stats()
     assert.equals(0, st.rate_limited)
     assert.equals(8, st.requests)

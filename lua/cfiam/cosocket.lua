@@ -532,7 +532,7 @@ end
 function _M.request(client, method, path, opts)
   local req, err = require("cfiam.core").prepare(client, method, path, opts)
   if not req then return nil, err end
-  return run(client, req)
+  return _M.paced_run(client, req)
 end
 
 --- client:update_members over cosockets (same arguments and results).
@@ -552,7 +552,7 @@ function _M.update_members(client, account, group, ids, opts)
   req, err = require("cfiam.core").prepare(client, "PUT", path, { ids = ids,
     decode = "members", allow_empty = opts and opts.allow_empty or nil })
   if not req then return nil, err end
-  local members, meta = run(client, req)
+  local members, meta = _M.paced_run(client, req)
   if members == nil then return nil, meta end
   return members
 end
@@ -593,6 +593,19 @@ local function many_gate(client, batch)
       sleep(w > 0 and w or PROBE_POLL)
     end
   end
+end
+
+--- run for one call (client:request, update_members), after the quota
+-- pacing of the C core: the same rule as libcurl's single calls.
+-- @return what run returns
+function _M.paced_run(client, req)
+  many_core = many_core or require("cfiam.core")
+  local ok, err = many_gate(client, { hold = 0,
+    timeout = transport.config_of(client).timeout })
+  if not ok then return nil, err end
+  local res, second = run(client, req)
+  many_core.pace_done(client)
+  return res, second
 end
 
 --- client:request_many over cosockets (same arguments and results).
