@@ -6,6 +6,7 @@
 #   make install    install the module, the Lua helpers and the cfiam command
 #   make lint       luacheck over lua/, spec/, examples/ and emulator/
 #   make bench      benchmarks against the floor and the alternatives
+#   make bench-many many requests at once (50 ms latency): d, e, f
 #   make test-asan / test-valgrind / fuzz   memory-safety checks
 #   make deps       install the Debian packages the above need (as root)
 #
@@ -36,7 +37,7 @@ HDR  := $(wildcard csrc/*.h)
 LUA_FILES := $(wildcard lua/cfiam/*.lua)
 BUILD ?= build/$(LUA_VERSION)
 
-.PHONY: all test demo install uninstall lint deps clean bench fuzz test-asan test-valgrind
+.PHONY: all test demo install uninstall lint deps clean bench bench-many fuzz test-asan test-valgrind
 
 all: $(BUILD)/cfiam.so
 
@@ -66,6 +67,10 @@ demo: deps all
 bench: deps
 	@$(MAKE) --no-print-directory LUA_VERSION=5.4 build/5.4/cfiam.so build/luajit/cfiam.so
 	@sh bench/run.sh
+
+bench-many: deps
+	@$(MAKE) --no-print-directory LUA_VERSION=5.4 build/5.4/cfiam.so build/luajit/cfiam.so
+	@sh bench/many.sh
 
 # Memory safety: the suite with ASan+UBSan, and under valgrind memcheck.
 test-asan: deps

@@ -232,7 +232,17 @@ echo "bench: measured in $(( $(date +%s) - start )) s"
   echo "date $(date -u '+%Y-%m-%d %H:%M UTC')"
 } > "$OUT/machine.txt"
 
-lua5.4 bench/report.lua "$RESULTS" "$OUT/machine.txt" > "$REPORT"
+# keep the section bench/many.sh writes (make bench-many) in the full report
+if [ "$REPORT" = bench/RESULTS.md ]; then
+  sed -n '/^## Many requests at once/,$p' bench/RESULTS.md > "$OUT/many.md" 2>/dev/null || true
+else
+  : > "$OUT/many.md"
+fi
+{
+  lua5.4 bench/report.lua "$RESULTS" "$OUT/machine.txt"
+  if [ -s "$OUT/many.md" ]; then echo; cat "$OUT/many.md"; fi
+} > "$OUT/report.tmp"
+mv "$OUT/report.tmp" "$REPORT"
 echo
 cat "$REPORT"
 echo "bench: report written to $REPORT"

@@ -99,6 +99,7 @@ CFIAM_EXPORT int luaopen_cfiam(lua_State *L) {
     lua_newtable(L);
     cfiam_setfuncs(L, funcs);
     cfiam_request_init(L, core);
+    cfiam_multi_init(L, core);
     lua_pushliteral(L, CFIAM_VERSION);
     lua_setfield(L, -2, "_VERSION");
 

@@ -5,8 +5,12 @@
  *   cfiam.c          luaopen_cfiam: the module table, then the Lua helpers
  *   client.c         cfiam.new, options, close/__gc/__tostring, default client
  *   validate.c       ids, base URLs, credentials and header values
- *   request.c        the request primitive: URL, body, retry loop, entry points
- *   transport_curl.c one attempt over libcurl (the blocking transport)
+ *   request.c        validation, URL and body of a call; the single-call
+ *                    retry loop and the entry points
+ *   multi.c          client:request_many, many calls over libcurl's multi
+ *                    interface (HTTP/2 multiplexing over TLS)
+ *   transport_curl.c one attempt over libcurl: easy handles, shared cache
+ *   ratelimit.c      the Ratelimit headers and the pacing they drive
  *   response.c       a response (status, headers, body) into a result or an error
  *   retry.c          Retry-After parsing, backoff, the retry decision
  *   json.c           JSON text straight into Lua tables
@@ -148,6 +152,8 @@ typedef struct cfiam_resp_headers {
     char retry_after_ms[32];
     char should_retry[8];
     char location[256];
+    char ratelimit[256];            /* repeated lines joined by ", " */
+    char ratelimit_policy[256];
 } cfiam_resp_headers;
 
 /* Seconds the server asked us to wait (retry-after-ms, then Retry-After as
@@ -165,24 +171,65 @@ void cfiam_capture_header(cfiam_resp_headers *h, const char *line, size_t len);
 
 typedef enum { CFIAM_AUTH_NONE, CFIAM_AUTH_TOKEN, CFIAM_AUTH_KEY } cfiam_auth;
 
-/* Sockets a client's easy handle may hold at once (its connection cache
- * and a connect in progress); more are not tracked (see transport_curl.c). */
-#define CFIAM_MAX_SOCKS 8
+/* ---- ratelimit.c ------------------------------------------------------ */
 
-typedef struct cfiam_client {
-    CURL *curl;                     /* NULL until first curl request */
-    pid_t curl_pid;                 /* the process that made `curl` */
-    curl_socket_t socks[CFIAM_MAX_SOCKS]; /* sockets `curl` has open */
-    int nsocks;
-    struct curl_slist *headers;     /* Content-Type first, then the rest */
-    char errbuf[CURL_ERROR_SIZE];
-    cfiam_buf body;                 /* request body, reused */
-    cfiam_buf resp;                 /* response body, reused */
-    cfiam_buf scratch;              /* JSON unescaping, body de-duplication */
-    cfiam_resp_headers rh;          /* headers of the last response */
+/* One reading of the Ratelimit / Ratelimit-Policy headers. */
+typedef struct cfiam_rl_reading {
+    int have;                /* Ratelimit had a usable item (r and t) */
+    int have_policy;         /* Ratelimit-Policy had a usable item (q, w) */
+    double remaining, reset; /* r: requests left, t: seconds to the reset */
+    double limit, window;    /* q per w seconds */
+} cfiam_rl_reading;
+
+/* What the client knows of its quota, and what it has sent since. */
+typedef struct cfiam_pacer {
+    cfiam_rl_reading last;   /* the latest reading, as received */
+    double last_at;          /* monotonic time it arrived */
+    int known;               /* `remaining` holds until reset_at */
+    double remaining;        /* requests that may still go before reset_at */
+    double reset_at;         /* monotonic seconds */
+    int contacted;           /* a response came since the last expiry */
+    int inflight;            /* requests sent, not yet answered */
+    int epoch;               /* counts expiries */
+    int stale;               /* the answer being read was sent before the
+                                last expiry: it teaches nothing */
+} cfiam_pacer;
+
+#define CFIAM_MAX_CONCURRENCY 64
+
+/* Sockets a client's handles may hold at once (connection cache, connects
+ * in progress); more are not tracked (see transport_curl.c). */
+#define CFIAM_MAX_SOCKS (2 * CFIAM_MAX_CONCURRENCY + 8)
+
+/* One libcurl transfer slot: its easy handle and what its callbacks fill. */
+typedef struct cfiam_xfer {
+    CURL *easy;
+    cfiam_buf resp;                 /* response body */
+    cfiam_resp_headers rh;          /* headers of the response */
     long status;
+    size_t max_bytes;               /* max_response_bytes */
     int too_large, oom;             /* set by the write callback */
     int head_done;                  /* the blank line ending headers came */
+    int call;                       /* multi: index of the call, 0 if idle */
+    int epoch;                      /* the pacer's epoch when it was sent */
+    char errbuf[CURL_ERROR_SIZE];
+} cfiam_xfer;
+
+typedef struct cfiam_client {
+    cfiam_xfer one;                 /* the single-call transfer */
+    CURLSH *share;                  /* connections, DNS, TLS sessions */
+    CURLM *multi;                   /* request_many; NULL until used */
+    cfiam_xfer *pool[CFIAM_MAX_CONCURRENCY]; /* its slots, each calloc'd */
+    int npool;
+    struct curl_slist *headers;     /* Content-Type first, then the rest */
+    cfiam_buf body;                 /* request body, reused */
+    cfiam_buf scratch;              /* JSON unescaping, body de-duplication */
+    cfiam_pacer pacer;
+    /* Fork safety (transport_curl.c): the process that made the libcurl
+     * state, and the sockets its handles have open. */
+    pid_t curl_pid;
+    curl_socket_t socks[CFIAM_MAX_SOCKS];
+    int nsocks;
     int closed;
     /* Configuration: these point into strings anchored in the userdata's
      * user value table, so they live as long as the client. */
@@ -205,6 +252,23 @@ int cfiam_client_new(lua_State *L);
 int cfiam_default_client(lua_State *L);
 int cfiam_configure(lua_State *L);
 
+/* ---- ratelimit.c (functions) ---------------------------------------- */
+
+double cfiam_now(void); /* monotonic seconds */
+/* Parses the captured headers; out->have / have_policy say what was usable.
+ * Malformed items are skipped, never an error. */
+void cfiam_rl_parse(const cfiam_resp_headers *h, cfiam_rl_reading *out);
+/* Learns from a response's headers (any response: it also ends a probe). */
+void cfiam_pacer_note(cfiam_pacer *p, const cfiam_resp_headers *h, double now);
+/* 0 when one more request may be sent now, else the seconds to wait. */
+double cfiam_pacer_wait(cfiam_pacer *p, double now);
+/* Counts one request as sent (after cfiam_pacer_wait said 0). */
+void cfiam_pacer_sent(cfiam_pacer *p);
+/* Pushes { remaining, reset, limit, window } for a reading, or nil. */
+void cfiam_rl_push(lua_State *L, const cfiam_rl_reading *r);
+/* Pushes nil, err: rate_limited, nothing sent, retry_after = wait. */
+int cfiam_rl_refuse(lua_State *L, double wait, int attempts);
+
 /* ---- idset.c ---------------------------------------------------------- */
 
 /* Registers the id set type and core.idset (core table at -1). */
@@ -224,6 +288,23 @@ typedef struct cfiam_request {
 /* Registers the request methods, cfiam.is_id (module table at -1) and the
  * cosocket transport's hooks in the core table at index `core`. */
 int cfiam_request_init(lua_State *L, int core);
+/* Validates one call (method at `base`, path at base + 1, opts at
+ * base + 2, a table or nil), fills rq and c->body and pushes the target
+ * (path and query). `where` prefixes every message ("" or "calls[3]: ").
+ * Returns 0, or pushes nil, err and returns 2. Raises on wrong Lua types. */
+int cfiam_prepare(lua_State *L, cfiam_client *c, cfiam_request *rq, int base,
+                  const char *where);
+void cfiam_sleep(double seconds);
+/* Replaces the target at the top by the table core.prepare returns
+ * ({ method, target, headers, body, decode }) for the cosocket transport. */
+void cfiam_push_prepared(lua_State *L, cfiam_client *c,
+                         const cfiam_request *rq);
+
+/* ---- multi.c ---------------------------------------------------------- */
+
+/* client:request_many, and its cosocket hooks in the core table at `core` */
+void cfiam_multi_init(lua_State *L, int core);
+void cfiam_multi_close(cfiam_client *c);
 
 /* ---- transport_curl.c ------------------------------------------------- */
 
@@ -231,14 +312,29 @@ int cfiam_request_init(lua_State *L, int core);
  * progress is aborted and no retry is waited for. */
 int cfiam_interrupted(void);
 
-/* Performs one attempt. Returns CURLE_OK when a response arrived (status,
- * c->rh and c->resp filled), else the libcurl code. Never raises. */
+/* Creates the share and the single easy handle on first use (client at
+ * stack index 1). Returns 0 when libcurl cannot make them. */
+int cfiam_curl_ready(cfiam_client *c, lua_State *L);
+/* Creates and configures an easy handle for slot x. Returns 0 on failure. */
+int cfiam_curl_setup(cfiam_client *c, cfiam_xfer *x, lua_State *L);
+/* Clears slot x and sets URL, method and body for one attempt; the body
+ * (len bytes, has_body) must outlive the transfer. */
+void cfiam_curl_start(cfiam_client *c, cfiam_xfer *x, const cfiam_request *rq,
+                      const char *url, const char *body, size_t len);
+/* After the transfer: a response without its end of headers is a network
+ * failure; fills x->status. Returns the (maybe changed) code. */
+CURLcode cfiam_curl_finish(cfiam_xfer *x, CURLcode rc);
+/* Performs one attempt on the single handle with c->body: CURLE_OK when a
+ * response arrived, else the libcurl code. Never raises. */
 CURLcode cfiam_curl_perform(cfiam_client *c, const cfiam_request *rq,
                             const char *url);
-cfiam_kind cfiam_curl_kind(CURLcode rc, const cfiam_client *c);
+/* The outcome of a finished attempt on slot x: pushes result, meta (returns
+ * 2; 1 without meta) or the error (returns -1, *wait as in
+ * cfiam_response_outcome). Raises only on out-of-memory. */
+int cfiam_curl_outcome(lua_State *L, cfiam_client *c, cfiam_xfer *x,
+                       const cfiam_request *rq, CURLcode rc, int attempt,
+                       double *wait);
 void cfiam_curl_close(cfiam_client *c);
-/* Creates the easy handle on first use (client at stack index 1). */
-int cfiam_curl_ready(cfiam_client *c, lua_State *L);
 
 /* ---- response.c ------------------------------------------------------- */
 

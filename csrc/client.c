@@ -1,14 +1,16 @@
 /*
  * client.c: cfiam.new(opts), the client userdata and its lifetime.
  *
- * A client owns one libcurl easy handle (so connections are reused across
- * calls), its header list and its buffers. Its configuration strings live
+ * A client owns its libcurl handles (one easy handle, request_many's multi
+ * handle and pool, and the share that keeps connections alive across
+ * calls), its header list, its buffers and its rate-limit state. Its configuration strings live
  * in the userdata's user value table; the C struct keeps pointers into
  * them. Option names and Lua types are checked here and raise; the values
  * of credentials, base URL and headers are checked here too but reported
  * as an `invalid_argument` error by every call (they often come from the
  * environment, and a script should get `nil, err`, not a crash).
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cfiam.h"
@@ -285,7 +287,6 @@ static int client_close(lua_State *L) {
         curl_slist_free_all(c->headers);
         c->headers = NULL;
         cfiam_buf_free(&c->body);
-        cfiam_buf_free(&c->resp);
         cfiam_buf_free(&c->scratch);
         c->closed = 1;
     }
@@ -341,6 +342,18 @@ static int client_config(lua_State *L) {
     lua_setfield(L, -2, "max_retries");
     lua_pushnumber(L, (lua_Number)c->max_response_bytes);
     lua_setfield(L, -2, "max_response_bytes");
+    return 1;
+}
+
+/* client:ratelimit() -> the latest reading, its reset counted down to now */
+static int client_ratelimit(lua_State *L) {
+    cfiam_client *c = cfiam_check_client(L, 1);
+    cfiam_rl_reading r = c->pacer.last;
+    if (r.have) {
+        r.reset -= cfiam_now() - c->pacer.last_at;
+        r.reset = r.reset < 0 ? 0 : ceil(r.reset);
+    }
+    cfiam_rl_push(L, &r);
     return 1;
 }
 
@@ -471,7 +484,8 @@ void cfiam_client_init(lua_State *L) {
         {"__close", client_close},
 #endif
         {NULL, NULL}};
-    static const luaL_Reg methods[] = {{"close", client_close}, {NULL, NULL}};
+    static const luaL_Reg methods[] = {
+        {"close", client_close}, {"ratelimit", client_ratelimit}, {NULL, NULL}};
     luaL_newmetatable(L, CFIAM_CLIENT_MT);
     cfiam_setfuncs(L, meta);
     lua_pushliteral(L, CFIAM_CLIENT_MT);

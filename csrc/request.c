@@ -8,8 +8,9 @@
  * allow_empty, json (a pre-encoded body string), decode ("members"); as
  * in the Lua helpers, other names and wrong Lua types raise.
  * Steps: validate (nothing is sent on a bad argument), build the URL and
- * the body into client-owned buffers, then attempt/decide/wait up to
- * max_retries times. The cosocket transport (lua/cfiam/cosocket.lua) uses
+ * the body into client-owned buffers, then pace/attempt/decide/wait up to
+ * max_retries times. request_many (multi.c) validates each call with the
+ * same cfiam_prepare. The cosocket transport (lua/cfiam/cosocket.lua) uses
  * the same steps through core.prepare, core.outcome and core.failure
  * (require "cfiam.core"), so both transports validate, retry and fail
  * alike.
@@ -36,8 +37,8 @@ static int is_true(lua_State *L, int idx) {
 
 /* Reads element i of the ids table: a string or { id = string }. Raises
  * on other Lua types (a programmer error). */
-static const char *id_at(lua_State *L, int t, size_t i, const char *what,
-                         size_t *len) {
+static const char *id_at(lua_State *L, int t, size_t i, const char *where,
+                         const char *what, size_t *len) {
     const char *s;
     lua_rawgeti(L, t, (int)i);
     if (lua_istable(L, -1)) {
@@ -45,8 +46,8 @@ static const char *id_at(lua_State *L, int t, size_t i, const char *what,
         lua_remove(L, -2);
     }
     if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "%s[%d] must be a string or a table { id = string }, "
-                      "got %s", what, (int)i, luaL_typename(L, -1));
+        luaL_error(L, "%s%s[%d] must be a string or a table { id = string }, "
+                      "got %s", where, what, (int)i, luaL_typename(L, -1));
     s = lua_tolstring(L, -1, len);
     lua_pop(L, 1); /* still anchored by the ids table */
     return s;
@@ -57,12 +58,14 @@ static const char *id_at(lua_State *L, int t, size_t i, const char *what,
  * order. Returns 0, or pushes `nil, err` and returns 2. The duplicate set
  * lives in c->scratch: slots of uint32 (index + 1) then 16-byte ids. */
 static int build_ids_body(lua_State *L, cfiam_client *c, int t, int allow_empty,
-                          const char *what) {
+                          const char *where, const char *what) {
     size_t n, cap = 16, i, unique = 0, need;
     uint32_t *slots;
     unsigned char *keys;
     cfiam_id_seed seed;
-    luaL_checktype(L, t, LUA_TTABLE);
+    if (!lua_istable(L, t))
+        luaL_error(L, "%s%s must be a table, got %s", where, what,
+                   luaL_typename(L, t));
     n = cfiam_rawlen(L, t);
     while (cap < n * 2)
         cap *= 2;
@@ -79,15 +82,15 @@ static int build_ids_body(lua_State *L, cfiam_client *c, int t, int allow_empty,
     c->body.data[c->body.len++] = '[';
     for (i = 1; i <= n; i++) {
         size_t len, k;
-        const char *s = id_at(L, t, i, what, &len);
+        const char *s = id_at(L, t, i, where, what, &len);
         unsigned char *key = keys + unique * 16;
         size_t slot;
         if (!cfiam_is_id(s, len)) {
             char q[64];
             cfiam_quote_arg(q, sizeof(q), s, len, c->secrets);
-            return cfiam_invalid(L, c->secrets, "%s[%d]: expected a 32-character "
-                                    "hexadecimal member id, got %s",
-                                 what, (int)i, q);
+            return cfiam_invalid(L, c->secrets, "%s%s[%d]: expected a "
+                                 "32-character hexadecimal member id, got %s",
+                                 where, what, (int)i, q);
         }
         cfiam_id_key(s, key);
         for (slot = cfiam_id_slot(key, &seed, cap); slots[slot];
@@ -107,9 +110,10 @@ static int build_ids_body(lua_State *L, cfiam_client *c, int t, int allow_empty,
         }
     }
     if (unique == 0 && !allow_empty)
-        return cfiam_invalid(L, c->secrets, "%s is empty: replacing with an empty list "
-                                "removes every member of the group (pass "
-                                "allow_empty = true to mean that)", what);
+        return cfiam_invalid(L, c->secrets, "%s%s is empty: replacing with an "
+                             "empty list removes every member of the group "
+                             "(pass allow_empty = true to mean that)",
+                             where, what);
     if (unique > 0)
         c->body.len--; /* the last ',' */
     c->body.data[c->body.len++] = ']';
@@ -137,7 +141,8 @@ static void add_escaped(luaL_Buffer *b, const char *s, size_t len) {
 
 /* Pushes the query string ("" or "?a=1&b=x") for the table at `q`, keys
  * in sorted order so that a request is always written the same way. */
-static const char *push_query(lua_State *L, int q, const cfiam_client *c) {
+static const char *push_query(lua_State *L, int q, const char *where,
+                              const cfiam_client *c) {
     int nkeys = 0, i, j, keys;
     luaL_Buffer b;
     lua_newtable(L);
@@ -146,14 +151,14 @@ static const char *push_query(lua_State *L, int q, const cfiam_client *c) {
     while (lua_next(L, q)) {
         int vt = lua_type(L, -1);
         if (lua_type(L, -2) != LUA_TSTRING)
-            luaL_error(L, "query keys must be strings");
+            luaL_error(L, "%squery keys must be strings", where);
         if (vt != LUA_TSTRING && vt != LUA_TNUMBER && vt != LUA_TBOOLEAN) {
             size_t kl;
             const char *k = lua_tolstring(L, -2, &kl);
             char qk[64]; /* the key may be a misplaced token */
             cfiam_quote_arg(qk, sizeof(qk), k, kl, c->secrets);
-            luaL_error(L, "query value %s must be a string, number or "
-                          "boolean", qk);
+            luaL_error(L, "%squery value %s must be a string, number or "
+                          "boolean", where, qk);
         }
         lua_pop(L, 1);
         lua_pushvalue(L, -1);
@@ -228,26 +233,35 @@ static int bad_opt(lua_State *L, const char *fname, const char *why) {
 }
 
 /* Raises unless the argument at `idx` has Lua type `t` (no conversion: a
- * number is not an id or a path). */
+ * number is not an id or a path). `where` prefixes the message. */
 static void check_arg(lua_State *L, int idx, int t, const char *fname,
-                      const char *what) {
+                      const char *where, const char *what) {
     if (lua_type(L, idx) != t)
-        bad_opt(L, fname, lua_pushfstring(L, "%s: %s expected, got %s", what,
-                                          lua_typename(L, t),
+        bad_opt(L, fname, lua_pushfstring(L, "%s%s: %s expected, got %s",
+                                          where, what, lua_typename(L, t),
                                           luaL_typename(L, idx)));
 }
 
 /* Raises on an unknown option name or a wrong Lua type in the options
- * table at `opts` (a programmer error, as in the Lua helpers). */
+ * table at `opts` (a programmer error, as in the Lua helpers). In a
+ * request_many call (`where` not empty) the table also holds the method
+ * and the path at [1] and [2]. */
 static void check_opts(lua_State *L, int opts, const opt_spec *spec,
-                       const char *fname, const cfiam_client *c) {
+                       const char *fname, const char *where,
+                       const cfiam_client *c) {
     lua_pushnil(L);
     while (lua_next(L, opts)) {
         const char *name;
         size_t len;
         int i;
+        if (*where && lua_type(L, -2) == LUA_TNUMBER &&
+            (lua_tonumber(L, -2) == 1 || lua_tonumber(L, -2) == 2)) {
+            lua_pop(L, 1);
+            continue;
+        }
         if (lua_type(L, -2) != LUA_TSTRING)
-            bad_opt(L, fname, "option names must be strings");
+            bad_opt(L, fname, lua_pushfstring(L, "%soption names must be "
+                                                 "strings", where));
         name = lua_tolstring(L, -2, &len);
         for (i = 0; spec[i].name; i++)
             if (strcmp(spec[i].name, name) == 0)
@@ -255,40 +269,41 @@ static void check_opts(lua_State *L, int opts, const opt_spec *spec,
         if (spec[i].name == NULL) {
             char q[64]; /* the name may be a misplaced credential */
             cfiam_quote_arg(q, sizeof(q), name, len, c->secrets);
-            bad_opt(L, fname, lua_pushfstring(L, "unknown option %s", q));
+            bad_opt(L, fname, lua_pushfstring(L, "%sunknown option %s", where,
+                                              q));
         }
         if (lua_type(L, -1) != spec[i].type)
             bad_opt(L, fname, lua_pushfstring(
-                L, "option '%s' must be a %s, got %s", spec[i].name,
+                L, "%soption '%s' must be a %s, got %s", where, spec[i].name,
                 lua_typename(L, spec[i].type), luaL_typename(L, -1)));
         lua_pop(L, 1);
     }
 }
 
-/* Validates method, path and opts, fills rq and c->body, and pushes the
- * path-and-query ("target"). Returns 0, or pushes nil, err and returns 2.
- * Stack: 1 client, 2 method, 3 path, 4 opts (or nil). */
-static int prepare(lua_State *L, cfiam_client *c, cfiam_request *rq) {
+int cfiam_prepare(lua_State *L, cfiam_client *c, cfiam_request *rq, int base,
+                  const char *where) {
+    const char *fname = *where ? "request_many" : "request";
     size_t plen;
     const char *method, *path;
-    int i, opts = 4, has_ids, has_json;
+    int i, opts = base + 2, has_ids, has_json;
     char q[64];
-    check_arg(L, 2, LUA_TSTRING, "request", "method");
-    check_arg(L, 3, LUA_TSTRING, "request", "path");
-    method = lua_tostring(L, 2);
-    path = lua_tolstring(L, 3, &plen);
+    check_arg(L, base, LUA_TSTRING, fname, where, "method");
+    check_arg(L, base + 1, LUA_TSTRING, fname, where, "path");
+    method = lua_tostring(L, base);
+    path = lua_tolstring(L, base + 1, &plen);
     for (i = 0; methods[i]; i++)
         if (strcmp(methods[i], method) == 0)
             break;
     if (methods[i] == NULL)
-        bad_opt(L, "request", "method must be GET, POST, PUT, PATCH or DELETE");
+        bad_opt(L, fname, lua_pushfstring(L, "%smethod must be GET, POST, PUT, "
+                                             "PATCH or DELETE", where));
     if (!lua_isnoneornil(L, opts))
-        check_arg(L, opts, LUA_TTABLE, "request", "options");
+        check_arg(L, opts, LUA_TTABLE, fname, where, "options");
     else {
-        lua_settop(L, 3);
-        lua_newtable(L);
+        lua_newtable(L); /* in the same slot: the stack layout stays */
+        lua_replace(L, opts);
     }
-    check_opts(L, opts, request_opts, "request", c);
+    check_opts(L, opts, request_opts, fname, where, c);
     rq->method = methods[i];
     rq->has_body = 0;
     rq->decode = CFIAM_DECODE_RAW;
@@ -296,7 +311,8 @@ static int prepare(lua_State *L, cfiam_client *c, cfiam_request *rq) {
     lua_getfield(L, opts, "decode");
     if (!lua_isnil(L, -1)) {
         if (strcmp(lua_tostring(L, -1), "members") != 0)
-            bad_opt(L, "request", "option 'decode' must be \"members\"");
+            bad_opt(L, fname, lua_pushfstring(L, "%soption 'decode' must be "
+                                                 "\"members\"", where));
         rq->decode = CFIAM_DECODE_MEMBERS;
     }
     lua_getfield(L, opts, "ids");
@@ -305,23 +321,24 @@ static int prepare(lua_State *L, cfiam_client *c, cfiam_request *rq) {
     has_json = !lua_isnil(L, -1);
     lua_pop(L, 3);
     if (has_ids && has_json)
-        bad_opt(L, "request", "ids and json cannot both be given");
+        bad_opt(L, fname, lua_pushfstring(L, "%sids and json cannot both be "
+                                             "given", where));
     if (c->config_error)
         return cfiam_invalid(L, c->secrets, "%s", c->config_error);
     if (!cfiam_is_path(path, plen)) {
         cfiam_quote_arg(q, sizeof(q), path, plen, c->secrets);
-        return cfiam_invalid(L, c->secrets, "path: expected '/' and URL path characters, "
-                                "got %s", q);
+        return cfiam_invalid(L, c->secrets, "%spath: expected '/' and URL path "
+                             "characters, got %s", where, q);
     }
     if ((has_ids || has_json) &&
         (strcmp(rq->method, "GET") == 0 || strcmp(rq->method, "DELETE") == 0))
-        return cfiam_invalid(L, c->secrets, "%s takes no body (ids or json)",
-                             rq->method);
+        return cfiam_invalid(L, c->secrets, "%s%s takes no body (ids or json)",
+                             where, rq->method);
     lua_getfield(L, opts, "ids");
     if (!lua_isnil(L, -1)) {
         int r;
         lua_getfield(L, opts, "allow_empty");
-        r = build_ids_body(L, c, lua_gettop(L) - 1, is_true(L, -1),
+        r = build_ids_body(L, c, lua_gettop(L) - 1, is_true(L, -1), where,
                            "ids");
         if (r)
             return r;
@@ -341,11 +358,11 @@ static int prepare(lua_State *L, cfiam_client *c, cfiam_request *rq) {
     }
     lua_pop(L, 1);
     /* target = path .. query */
-    lua_pushvalue(L, 3);
+    lua_pushvalue(L, base + 1);
     lua_getfield(L, opts, "query");
     if (lua_istable(L, -1)) {
         int qi = lua_gettop(L);
-        push_query(L, qi, c);
+        push_query(L, qi, where, c);
         lua_remove(L, qi);
     } else {
         lua_pop(L, 1);
@@ -362,8 +379,8 @@ static int push_members_path(lua_State *L, cfiam_client *c, int a, int g,
     size_t al, gl;
     const char *acc, *grp;
     char q[64];
-    check_arg(L, a, LUA_TSTRING, fname, "account");
-    check_arg(L, g, LUA_TSTRING, fname, "group");
+    check_arg(L, a, LUA_TSTRING, fname, "", "account");
+    check_arg(L, g, LUA_TSTRING, fname, "", "group");
     acc = lua_tolstring(L, a, &al);
     grp = lua_tolstring(L, g, &gl);
     if (!cfiam_is_id(acc, al)) {
@@ -391,14 +408,31 @@ static int push_members_path(lua_State *L, cfiam_client *c, int a, int g,
 
 /* ---- the curl path ------------------------------------------------------ */
 
-static void sleep_seconds(double s) {
+void cfiam_sleep(double s) {
     struct timespec ts;
-    if (s <= 0)
+    if (!(s > 0))
         return;
     ts.tv_sec = (time_t)s;
     ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
     while (nanosleep(&ts, &ts) != 0 && !cfiam_interrupted())
         ;
+}
+
+/* Waits until the quota lets one more request go, if that fits in the
+ * timeout. Returns 0, or pushes nil, err (rate_limited) and returns 2. */
+static int pace(lua_State *L, cfiam_client *c, int attempt) {
+    for (;;) {
+        double wait = cfiam_pacer_wait(&c->pacer, cfiam_now());
+        if (wait <= 0)
+            break;
+        if (wait > c->timeout)
+            return cfiam_rl_refuse(L, wait, attempt - 1);
+        if (cfiam_interrupted()) /* the transfer then refuses to start */
+            break;
+        cfiam_sleep(wait);
+    }
+    cfiam_pacer_sent(&c->pacer);
+    return 0;
 }
 
 /* Attempts, decides and waits; the target is at the top of the stack.
@@ -412,34 +446,23 @@ static int perform(lua_State *L, cfiam_client *c, const cfiam_request *rq) {
         return luaL_error(L, "cfiam: cannot create a libcurl handle");
     for (attempt = 1;; attempt++) {
         double wait = -1;
-        CURLcode rc = cfiam_curl_perform(c, rq, lua_tostring(L, -1));
-        if (rc == CURLE_OK) {
-            int n = cfiam_response_outcome(L, c, rq, c->status, &c->rh,
-                                           c->resp.data ? c->resp.data : "",
-                                           c->resp.len, attempt, &wait);
-            if (n > 0)
-                return n;
-        } else {
-            char msg[CURL_ERROR_SIZE + 64];
-            if (c->oom)
-                return luaL_error(L, "cfiam: out of memory");
-            if (c->too_large || rc == CURLE_FILESIZE_EXCEEDED)
-                snprintf(msg, sizeof(msg), "the response body is larger than "
-                         "max_response_bytes (%.0f bytes)",
-                         (double)c->max_response_bytes);
-            else
-                snprintf(msg, sizeof(msg), "%s",
-                         c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc));
-            cfiam_transport_outcome(L, c, cfiam_curl_kind(rc, c), msg, attempt,
-                                    &wait);
-        }
+        int n;
+        CURLcode rc;
+        if ((n = pace(L, c, attempt)) != 0)
+            return n;
+        c->pacer.inflight++;
+        rc = cfiam_curl_perform(c, rq, lua_tostring(L, -1));
+        c->pacer.inflight--;
+        n = cfiam_curl_outcome(L, c, &c->one, rq, rc, attempt, &wait);
+        if (n > 0)
+            return n;
         if (wait < 0 || attempt > c->max_retries || cfiam_interrupted()) {
             lua_pushnil(L);
             lua_insert(L, -2);
             return 2;
         }
         lua_pop(L, 1);
-        sleep_seconds(wait);
+        cfiam_sleep(wait);
     }
 }
 
@@ -449,7 +472,7 @@ static int client_request(lua_State *L) {
     cfiam_request rq;
     int r;
     lua_settop(L, 4);
-    if ((r = prepare(L, c, &rq)) != 0)
+    if ((r = cfiam_prepare(L, c, &rq, 2, "")) != 0)
         return r;
     return perform(L, c, &rq);
 }
@@ -460,12 +483,12 @@ static int client_update_members(lua_State *L) {
     cfiam_request rq;
     int r, allow_empty = 0;
     lua_settop(L, 5);
-    check_arg(L, 2, LUA_TSTRING, "update_members", "account");
-    check_arg(L, 3, LUA_TSTRING, "update_members", "group");
-    check_arg(L, 4, LUA_TTABLE, "update_members", "ids");
+    check_arg(L, 2, LUA_TSTRING, "update_members", "", "account");
+    check_arg(L, 3, LUA_TSTRING, "update_members", "", "group");
+    check_arg(L, 4, LUA_TTABLE, "update_members", "", "ids");
     if (!lua_isnil(L, 5)) {
-        check_arg(L, 5, LUA_TTABLE, "update_members", "options");
-        check_opts(L, 5, update_opts, "update_members", c);
+        check_arg(L, 5, LUA_TTABLE, "update_members", "", "options");
+        check_opts(L, 5, update_opts, "update_members", "", c);
         lua_getfield(L, 5, "allow_empty");
         allow_empty = is_true(L, -1);
         lua_pop(L, 1);
@@ -474,7 +497,7 @@ static int client_update_members(lua_State *L) {
         return cfiam_invalid(L, c->secrets, "%s", c->config_error);
     if ((r = push_members_path(L, c, 2, 3, "update_members")) != 0)
         return r;
-    if ((r = build_ids_body(L, c, 4, allow_empty, "ids")) != 0)
+    if ((r = build_ids_body(L, c, 4, allow_empty, "", "ids")) != 0)
         return r;
     rq.method = "PUT";
     rq.has_body = 1;
@@ -493,25 +516,31 @@ static int client_update_members(lua_State *L) {
 static int client_prepare(lua_State *L) {
     cfiam_client *c = cfiam_check_client(L, 1);
     cfiam_request rq;
-    struct curl_slist *h;
-    luaL_Buffer b;
     int r;
     lua_settop(L, 4);
-    if ((r = prepare(L, c, &rq)) != 0)
+    if ((r = cfiam_prepare(L, c, &rq, 2, "")) != 0)
         return r;
+    cfiam_push_prepared(L, c, &rq);
+    return 1;
+}
+
+void cfiam_push_prepared(lua_State *L, cfiam_client *c,
+                         const cfiam_request *rq) {
+    struct curl_slist *h;
+    luaL_Buffer b;
     lua_createtable(L, 0, 6);
     lua_insert(L, -2);
     lua_setfield(L, -2, "target");
-    lua_pushstring(L, rq.method);
+    lua_pushstring(L, rq->method);
     lua_setfield(L, -2, "method");
-    lua_pushstring(L, rq.decode == CFIAM_DECODE_MEMBERS ? "members" : "raw");
+    lua_pushstring(L, rq->decode == CFIAM_DECODE_MEMBERS ? "members" : "raw");
     lua_setfield(L, -2, "decode");
-    if (rq.has_body) {
+    if (rq->has_body) {
         lua_pushlstring(L, c->body.data, c->body.len);
         lua_setfield(L, -2, "body");
     }
     luaL_buffinit(L, &b);
-    for (h = rq.has_body ? c->headers : c->headers->next; h; h = h->next) {
+    for (h = rq->has_body ? c->headers : c->headers->next; h; h = h->next) {
         const char *colon = strchr(h->data, ':');
         if (colon && colon[1] == '\0')
             continue; /* "Expect:" only tells libcurl to send nothing */
@@ -520,7 +549,6 @@ static int client_prepare(lua_State *L) {
     }
     luaL_pushresult(&b);
     lua_setfield(L, -2, "headers");
-    return 1;
 }
 
 /* core.members_path(client, account, group) -> path | nil, err */

@@ -270,6 +270,7 @@ int cfiam_response_outcome(lua_State *L, cfiam_client *c,
     char why[96];
     int top = lua_gettop(L), env = 0;
     *wait = -1;
+    cfiam_pacer_note(&c->pacer, h, cfiam_now()); /* every answer counts */
     if (status >= 200 && status < 300) {
         const char *bad;
         if (!cfiam_json_decode(L, body, len, &c->scratch, why, sizeof(why)))
@@ -307,8 +308,17 @@ int cfiam_response_outcome(lua_State *L, cfiam_client *c,
             lua_remove(L, top + 1); /* the envelope */
             return 1;
         }
-        /* meta: status, result_info, messages, ray_id, attempts */
-        lua_createtable(L, 0, 5);
+        /* meta: status, result_info, messages, ray_id, attempts,
+         * ratelimit (when the answer carried a usable Ratelimit) */
+        lua_createtable(L, 0, 6);
+        {
+            cfiam_rl_reading rl;
+            cfiam_rl_parse(h, &rl);
+            if (rl.have) {
+                cfiam_rl_push(L, &rl);
+                lua_setfield(L, -2, "ratelimit");
+            }
+        }
         lua_getfield(L, top + 1, "result_info");
         lua_setfield(L, -2, "result_info");
         lua_getfield(L, top + 1, "messages");

@@ -29,6 +29,17 @@ static void set_field(char *dst, size_t cap, const char *v, size_t n) {
     dst[n] = '\0';
 }
 
+/* A list header may come on several lines: they join with ", ". A line
+ * that does not fit is dropped whole (the items before it stay). */
+static void join_field(char *dst, size_t cap, const char *v, size_t n) {
+    size_t have = strlen(dst), sep = have ? 2 : 0;
+    if (have + sep + n >= cap)
+        return;
+    memcpy(dst + have, ", ", sep);
+    memcpy(dst + have + sep, v, n);
+    dst[have + sep + n] = '\0';
+}
+
 void cfiam_capture_header(cfiam_resp_headers *h, const char *line, size_t len) {
     const char *colon = memchr(line, ':', len), *v, *e;
     size_t nlen;
@@ -53,6 +64,11 @@ void cfiam_capture_header(cfiam_resp_headers *h, const char *line, size_t len) {
         set_field(h->should_retry, sizeof(h->should_retry), v, (size_t)(e - v));
     else if (name_is(line, nlen, "location"))
         set_field(h->location, sizeof(h->location), v, (size_t)(e - v));
+    else if (name_is(line, nlen, "ratelimit"))
+        join_field(h->ratelimit, sizeof(h->ratelimit), v, (size_t)(e - v));
+    else if (name_is(line, nlen, "ratelimit-policy"))
+        join_field(h->ratelimit_policy, sizeof(h->ratelimit_policy), v,
+                   (size_t)(e - v));
 }
 
 /* A decimal number (optionally with a fraction), the whole string. */

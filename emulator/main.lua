@@ -4,6 +4,7 @@
 --   lua5.4 emulator/main.lua [--host 127.0.0.1] [--port 0] [--tls-port 0]
 --                            [--tls-cert FILE --tls-key FILE]
 --                            [--seed FILE.json] [--demo] [--no-stdin]
+--                            [--quota Q/W]
 --
 -- Opens an HTTP listener (port 0 = a free port) and, with a certificate, an
 -- HTTPS listener on another port.  When ready it prints ONE line of JSON on
@@ -31,11 +32,16 @@
 --                                {method, path, query (raw, "" if none),
 --                                 headers (lowercased names), body,
 --                                 connection (API connection number, 1..),
---                                 tls (bool)}
+--                                 tls (bool), received (arrival, Unix
+--                                 time in seconds with a fraction)}
 --   DELETE /__emulator/requests
---   GET    /__emulator/stats     {connections, tls_handshakes, requests}
+--   GET    /__emulator/stats     {connections, tls_handshakes, requests,
+--                                 rate_limited}
 --                                connections = connections that carried an
---                                API request (counted again after a reset)
+--                                API request (counted again after a reset);
+--                                rate_limited = requests refused by the quota
+--   POST   /__emulator/quota     body: {"limit":Q,"window":W} or {} (none);
+--                                starts a fresh window
 --   POST   /__emulator/shutdown  answers, then the process exits (status 0)
 -- Admin failures: 400 (bad JSON, bad seed, bad rule) or 404 (no such admin
 -- route) with success false and errors[1].code = 1000 + status.
@@ -54,6 +60,15 @@
 --                      "members":["<member id>", ...],
 --                      "policies":[...], "scim":true} ] } },
 --     "faults": [ ...optional rules... ] }
+-- Quota (--quota Q/W, e.g. 1200/300, or the admin route): at most Q API
+-- requests per window of W seconds, a window starting with the first
+-- request after the previous one ended. Every API answer then carries
+--   Ratelimit: "default";r=<left>;t=<seconds to the window's end, rounded up>
+--   Ratelimit-Policy: "default";q=Q;w=W
+-- and a request beyond the quota gets 429 (code 10100) with Retry-After,
+-- is counted in stats.rate_limited, and is neither recorded nor handled.
+-- Without a quota neither header is sent.
+--
 -- Missing user_id: each hex digit of the member id + 1 (mod 16).  Missing
 -- group id: 9e0e0e0e followed by a 24-hex counter.  "scim": true makes the
 -- group read-only (every write answers 400 1010, see api.lua).  first_name defaults to
@@ -118,9 +133,14 @@ do
     elseif a == "--seed" then opts.seed = value()
     elseif a == "--demo" then opts.demo = true
     elseif a == "--no-stdin" then opts.no_stdin = true
+    elseif a == "--quota" then
+      local q, w = value():match("^(%d+)/(%d+%.?%d*)$")
+      if not q or tonumber(w) <= 0 then die("--quota wants LIMIT/SECONDS, e.g. 1200/300") end
+      opts.quota = { limit = tonumber(q), window = tonumber(w) }
     elseif a == "--help" or a == "-h" then
       io.stderr:write("usage: main.lua [--host H] [--port P] [--tls-port P] ",
-                      "[--tls-cert F --tls-key F] [--seed F.json] [--demo] [--no-stdin]\n")
+                      "[--tls-cert F --tls-key F] [--seed F.json] [--demo] [--no-stdin] ",
+                      "[--quota Q/W]\n")
       os.exit(0)
     else die("unknown argument " .. a) end
     i = i + 1
@@ -165,6 +185,49 @@ do
 end
 
 ---------------------------------------------------------------------------
+-- Quota
+---------------------------------------------------------------------------
+
+local quota = { rule = opts.quota, count = 0, ends = 0, rate_limited = 0 }
+
+function quota.set(rule)
+  quota.rule, quota.count, quota.ends, quota.rate_limited = rule, 0, 0, 0
+end
+
+local function add_header(resp, name, value)
+  local h = resp.headers or {}
+  resp.headers = h
+  if h[1] ~= nil or next(h) == nil then h[#h + 1] = { name, value } else h[name] = value end
+end
+
+-- Runs `handle` within the quota: the answer with the quota headers, or
+-- a 429 without calling it.
+function quota.apply(req, conn, handle)
+  local rule = quota.rule
+  if not rule then return handle(req, conn) end
+  local now = socket.gettime()
+  if now >= quota.ends then quota.count, quota.ends = 0, now + rule.window end
+  local resp
+  if quota.count >= rule.limit then
+    quota.rate_limited = quota.rate_limited + 1
+    resp = { status = 429, headers = { { "Content-Type", "application/json" },
+                                       { "Retry-After", tostring(math.ceil(quota.ends - now)) } },
+             body = api.encode({ success = false, messages = {}, result = api.null,
+               errors = { api.object({ code = 10100, message = string.format(
+                 "More than %d requests per %s seconds", rule.limit, tostring(rule.window)) }) } }) }
+  else
+    quota.count = quota.count + 1
+    resp = handle(req, conn)
+  end
+  -- after the answer is made (a fault may delay it): seconds left now
+  local left_s = math.max(0, math.ceil(quota.ends - socket.gettime()))
+  add_header(resp, "Ratelimit", string.format('"default";r=%d;t=%d', rule.limit - quota.count, left_s))
+  add_header(resp, "Ratelimit-Policy", string.format('"default";q=%d;w=%s', rule.limit,
+    tostring(rule.window):gsub("%.0$", "")))
+  return resp
+end
+
+---------------------------------------------------------------------------
 -- Admin API
 ---------------------------------------------------------------------------
 
@@ -193,6 +256,7 @@ local function admin(req)
     if seed == nil then return admin_answer(400, nil, "body is not JSON") end
     local ok, err = app:reset(seed)
     if not ok then return admin_answer(400, nil, err) end
+    quota.set(quota.rule)
     return admin_answer(200, true)
   elseif what == "state" and m == "GET" then
     return admin_answer(200, app:dump())
@@ -213,7 +277,21 @@ local function admin(req)
     app.requests = {}
     return admin_answer(200, true)
   elseif what == "stats" and m == "GET" then
-    return admin_answer(200, api.object(app.stats))
+    local st = api.object({ rate_limited = quota.rate_limited })
+    for k, v in pairs(app.stats) do st[k] = v end
+    return admin_answer(200, st)
+  elseif what == "quota" and m == "POST" then
+    local rule = body_json(nil)
+    if type(rule) ~= "table" then return admin_answer(400, nil, "body is not a JSON object") end
+    if rule.limit == nil and rule.window == nil then
+      quota.set(nil)
+    elseif type(rule.limit) ~= "number" or rule.limit < 0 or type(rule.window) ~= "number"
+        or rule.window <= 0 then
+      return admin_answer(400, nil, "quota: want {\"limit\": Q >= 0, \"window\": W > 0}")
+    else
+      quota.set({ limit = math.floor(rule.limit), window = rule.window })
+    end
+    return admin_answer(200, true)
   elseif what == "shutdown" and m == "POST" then
     local r = admin_answer(200, true)
     r.close = true
@@ -232,7 +310,13 @@ srv = server_mod.new({
     if not conn.tls and (req.path == "/__emulator" or req.path:sub(1, 12) == "/__emulator/") then
       return admin(req)
     end
-    return app:handle(req, conn)
+    return quota.apply(req, conn, function(r, c)
+      -- app:handle records the request before anything can yield
+      local n, at = #app.requests, socket.gettime()
+      local resp = app:handle(r, c)
+      if app.requests[n + 1] then app.requests[n + 1].received = at end
+      return resp
+    end)
   end,
   on_handshake = function() app:on_handshake() end,
 })

@@ -7,6 +7,7 @@
  * (a status line resets them). Then cfiam_server_wait, cfiam_status_retryable
  * and the wait that response.c derives from them.
  * Invariants: every captured field stays NUL-terminated inside its array;
+ * a Ratelimit / Ratelimit-Policy reading has no negative count or window;
  * the server wait is -1 or a number (never NaN); the decided wait is -1 or
  * within [0, CFIAM_RETRY_AFTER_CAP]: a long Retry-After gives up, it never
  * waits longer than the cap.
@@ -43,6 +44,16 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     TERMINATED(h.retry_after_ms);
     TERMINATED(h.should_retry);
     TERMINATED(h.location);
+    TERMINATED(h.ratelimit);
+    TERMINATED(h.ratelimit_policy);
+    {   /* the quota headers: garbage gives no reading, never a bad one */
+        cfiam_rl_reading r;
+        cfiam_rl_parse(&h, &r);
+        if (r.have)
+            CHECK(r.remaining >= 0 && r.reset >= 0 && r.remaining < 1e16);
+        if (r.have_policy)
+            CHECK(r.limit >= 0 && r.window > 0);
+    }
     sw = cfiam_server_wait(&h, 1.7e9);
     CHECK(sw == sw);
     /* response.c's decision, for an error status */

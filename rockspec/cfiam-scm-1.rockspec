@@ -30,7 +30,8 @@ build = {
     cfiam = {
       sources = {
         "csrc/buf.c", "csrc/cfiam.c", "csrc/client.c", "csrc/error.c", "csrc/idset.c",
-        "csrc/json.c", "csrc/request.c", "csrc/response.c", "csrc/retry.c",
+        "csrc/json.c", "csrc/multi.c", "csrc/ratelimit.c", "csrc/request.c",
+        "csrc/response.c", "csrc/retry.c",
         "csrc/transport_curl.c", "csrc/validate.c",
       },
       libraries = { "curl" },

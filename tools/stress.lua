@@ -10,8 +10,9 @@
 -- Retry-After beyond the cap, x-should-retry false, a retry that succeeds);
 -- every invalid argument and configuration error; the cosocket hooks;
 -- every committed fuzz input through core.outcome; the Lua helpers'
--- errors; clients closed, collected without close, and broken by a raise
--- in cfiam.new. Ends with "stress: ok, N calls" or raises.
+-- errors; request_many (every outcome in one batch, invalid batches, a
+-- 429 holding the batch, HTTPS, the quota headers, its hooks); clients
+-- closed, collected without close, and broken by a raise in cfiam.new. Ends with "stress: ok, N calls" or raises.
 package.path = "./lua/?.lua;./lua/?/init.lua;./spec/?.lua;" .. package.path
 local build = os.getenv("CFIAM_BUILD") or (rawget(_G, "jit") and "build/luajit" or "build/5.4")
 package.cpath = "./" .. build .. "/?.so;" .. package.cpath
@@ -167,6 +168,46 @@ local ok, failure = pcall(function()
       ncalls = ncalls + 1
       assert(r.res ~= nil or (type(r.x) == "table" and r.x.kind), r.name)
     end
+
+    -- request_many: every outcome in one batch, invalid batches, the 429
+    -- hold, HTTPS, the quota headers, the cosocket hooks, abandoned pools
+    emu:reset()
+    local many = client{ max_retries = 1, timeout = 1 }
+    emu:fault{ { method = "GET", path = "/members$", status = 404, times = 1 },
+               { method = "GET", path = "/members$", drop = true, times = 1 },
+               { method = "GET", path = "/members$", stall_at = 40, times = 2 },
+               { method = "GET", path = "/members$", body_bytes = 50000, times = 1,
+                 headers = { Ratelimit = '"default";r=900;t=30, x;;',
+                             ["Ratelimit-Policy"] = '"default";q=1200;w=300' } } }
+    local batch = {}
+    for i = 1, 12 do batch[i] = { "GET", MEMBERS, query = { page = i }, decode = "members" } end
+    batch[13] = { "PUT", MEMBERS, ids = { ids.member_ids[1] }, decode = "members" }
+    local out = expect("ok", many:request_many(batch, { concurrency = 4 }))
+    for i = 1, #batch do
+      ncalls = ncalls + 1
+      assert(out[i].result or out[i].err.kind, "request_many: no outcome for call " .. i)
+    end
+    emu:clear_faults()
+    expect("invalid_argument", many:request_many({ batch[1], { "PUT", MEMBERS, ids = { "bad" } } }))
+    raises(many.request_many, many, { batch[1], "x" })
+    raises(many.request_many, many, { batch[1] }, { concurrency = 0 })
+    emu:fault{ method = "GET", status = 429, headers = { ["Retry-After"] = "300" } }
+    out = expect("ok", client{ max_retries = 0 }:request_many({ batch[1], batch[2], batch[3] },
+      { concurrency = 1 }))
+    assert(out[3].err and out[3].err.kind == "rate_limited", "request_many: no hold after a 429")
+    local tls = cfiam.new{ api_token = ids.token, base_url = emu.tls_base_url, ca_file = emu.ca_file,
+                           max_retries = 0 }
+    out = expect("ok", tls:request_many({ batch[1], batch[2], batch[3], batch[4] }, { concurrency = 4 }))
+    assert(out[4].result, "request_many over TLS")
+    tls:close()
+    expect("ok", C.prepare_many(many, { batch[1], batch[13] }, { concurrency = 2 }))
+    expect("invalid_argument", C.prepare_many(many, { { "GET", "no-slash" } }))
+    assert(C.pace(many) == true)
+    C.pace_done(many)
+    expect("ok", many:ratelimit())
+    many:close()
+    -- a pool left to the collector, never closed
+    client():request_many({ batch[1], batch[2] }, { concurrency = 2 })
 
     -- the helpers' errors (from the seed's group of 20 again)
     emu:reset()

@@ -122,7 +122,21 @@ function _M.check_direction(direction, client)
   end
 end
 
--- nil, or an invalid_argument error for a bad page size or page limit.
+-- Requests in flight at once (client:request_many's limit).
+_M.MAX_CONCURRENCY = 64
+
+-- nil, or an invalid_argument error for a bad concurrency option.
+function _M.check_concurrency(opts)
+  local c = opts.concurrency
+  if c ~= nil and (c ~= c or c < 1 or c > _M.MAX_CONCURRENCY or c % 1 ~= 0) then
+    return _M.err("invalid_argument", format(
+      "concurrency: expected a whole number from 1 to %d, got %s",
+      _M.MAX_CONCURRENCY, tostring(c)))
+  end
+end
+
+-- nil, or an invalid_argument error for a bad page size, page limit or
+-- concurrency.
 function _M.check_paging(opts, max_per_page)
   local pp = opts.per_page
   if pp ~= nil and (pp ~= pp or pp < 1 or pp > max_per_page or pp % 1 ~= 0) then
@@ -135,6 +149,7 @@ function _M.check_paging(opts, max_per_page)
     return _M.err("invalid_argument",
       "max_pages: expected a whole number of at least 1, got " .. tostring(mp))
   end
+  return _M.check_concurrency(opts)
 end
 
 return _M

@@ -590,7 +590,7 @@ end
 function _M.request(client, method, path, opts)
   local req, err = require("cfiam.core").prepare(client, method, path, opts)
   if not req then return nil, err end
-  return run(client, req)
+  return _M.paced_run(client, req)
 end
 
 --- client:update_members over cosockets (same arguments and results).
@@ -610,9 +610,101 @@ function _M.update_members(client, account, group, ids, opts)
   req, err = require("cfiam.core").prepare(client, "PUT", path, { ids = ids,
     decode = "members", allow_empty = opts and opts.allow_empty or nil })
   if not req then return nil, err end
-  local members, meta = run(client, req)
+  local members, meta = _M.paced_run(client, req)
   if members == nil then return nil, meta end
   return members
+end
+
+-- ---- many calls at once (client:request_many) ---------------------------
+-- Up to `concurrency` light threads (ngx.thread.spawn) take the calls in
+-- order; each call goes through run (its own retries), after the quota
+-- pacing of the C core (core.pace, which learns from every answer's
+-- Ratelimit headers through core.outcome; while the quota is unknown
+-- one request goes first and the others wait for its answer). A call that
+-- ends on a 429 holds back the calls not yet started for its Retry-After;
+-- a hold or a pacing wait beyond the client's timeout fails them at once,
+-- unsent.
+local PROBE_POLL = 0.005 -- seconds between looks while a probe is out
+
+local spawn, wait_thread = ngx.thread and ngx.thread.spawn, ngx.thread and ngx.thread.wait
+local many_core -- require "cfiam.core", on first use (loaded by the C module)
+
+-- Waits until the batch's hold and the quota let one more request go:
+-- true, or nil, err.
+local function many_gate(client, batch)
+  local core = many_core
+  while true do
+    update_time()
+    local hold = batch.hold - now()
+    if hold > 0 then
+      if hold > batch.timeout then
+        return nil, core.error({ kind = "rate_limited",
+          message = fmt("the batch is held back %.1f s by a 429, beyond the "
+            .. "timeout; nothing was sent", hold),
+          errors = {}, messages = {}, attempts = 0, retry_after = hold })
+      end
+      sleep(hold)
+    else
+      local ok, w = core.pace(client)
+      if ok then return true end
+      if ok == nil then return nil, w end
+      sleep(w > 0 and w or PROBE_POLL)
+    end
+  end
+end
+
+--- run for one call (client:request, update_members), after the quota
+-- pacing of the C core: the same rule as libcurl's single calls.
+-- @return what run returns
+function _M.paced_run(client, req)
+  many_core = many_core or require("cfiam.core")
+  local ok, err = many_gate(client, { hold = 0,
+    timeout = transport.config_of(client).timeout })
+  if not ok then return nil, err end
+  local res, second = run(client, req)
+  many_core.pace_done(client)
+  return res, second
+end
+
+--- client:request_many over cosockets (same arguments and results).
+-- @return out | nil, err
+function _M.request_many(client, calls, opts)
+  many_core = many_core or require("cfiam.core")
+  local core = many_core
+  local reqs, concurrency = core.prepare_many(client, calls, opts)
+  if not reqs then return nil, concurrency end
+  local n, out, nexti = #reqs, {}, 0
+  local batch = { hold = 0, timeout = transport.config_of(client).timeout }
+  local function worker()
+    while nexti < n do
+      nexti = nexti + 1
+      local i = nexti
+      local res, second = many_gate(client, batch)
+      if res then
+        res, second = run(client, reqs[i])
+        core.pace_done(client)
+      end
+      if res ~= nil then
+        out[i] = { result = res, meta = second }
+      else
+        out[i] = { err = second }
+        if type(second) == "table" and second.status == 429 then
+          update_time()
+          local till = now() + (second.retry_after or 1)
+          if till > batch.hold then batch.hold = till end
+        end
+      end
+    end
+  end
+  local threads = {}
+  for t = 1, (concurrency < n and concurrency or n) do
+    threads[t] = spawn(worker)
+  end
+  for t = 1, #threads do
+    local ok, e = wait_thread(threads[t])
+    if not ok then error(e, 2) end
+  end
+  return out
 end
 
 return _M

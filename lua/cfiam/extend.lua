@@ -48,7 +48,7 @@ return function(M)
       .. "install both from the same release"):format(tostring(M._VERSION), _VERSION), 2)
   end
   local methods = require("cfiam.core").client_methods
-  local names = { "request", "update_members" }
+  local names = { "request", "update_members", "request_many" }
   for _, name in pairs(HELPERS) do
     for fname, f in pairs(require(name)) do
       if methods[fname] ~= nil then

@@ -27,7 +27,7 @@ local P = require("cfiam.pager")
 local _M = {}
 
 local LIST_OPTS = { name = "string", fuzzy_name = "string", direction = "string",
-  per_page = "number", max_pages = "number" }
+  per_page = "number", max_pages = "number", concurrency = "number" }
 
 local function list(client, account, opts)
   local err = A.check_paging(opts, P.GROUP_PAGE) or A.check_id(account, "account", client)
@@ -38,7 +38,7 @@ local function list(client, account, opts)
     query = { name = opts.name, fuzzyName = opts.fuzzy_name, direction = opts.direction },
     filtered = opts.name ~= nil or opts.fuzzy_name ~= nil,
     per_page = opts.per_page or P.GROUP_PAGE, max_pages = opts.max_pages,
-    what = "the user groups of account " .. account }
+    concurrency = opts.concurrency, what = "the user groups of account " .. account }
   local groups
   groups, err = P.collect(p)
   if not groups then return nil, err end
@@ -54,7 +54,7 @@ end
 --- Lists the account's user groups, across all pages.
 -- syntax: groups, err = client:list_groups(account [, opts])
 -- opts: name (exact), fuzzy_name (substring), direction, per_page (1-500),
--- max_pages.
+-- max_pages, concurrency (pages fetched at once after the first; default 1).
 -- @return array of groups ({ id, name, created_on, modified_on, policies }),
 --   or nil, err (kind "incomplete" as for list_members).
 function _M.list_groups(client, account, opts)

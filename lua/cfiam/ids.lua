@@ -61,13 +61,15 @@ end
 _M.entry = entry
 
 --- Lists the account's members once: { by_id = {id = entry},
--- by_email = {lower(address) = entry} } | nil, err.
-function _M.account_index(client, account)
+-- by_email = {lower(address) = entry} } | nil, err. `concurrency`: pages
+-- fetched at once after the first (default 1).
+function _M.account_index(client, account, concurrency)
   local err = A.check_id(account, "account", client)
   if err then return nil, err end
   local p = P.pager{ client = client, decode = "members",
     path = "/accounts/" .. lower(account) .. "/members",
-    per_page = P.ACCOUNT_PAGE, what = "the members of account " .. account }
+    per_page = P.ACCOUNT_PAGE, concurrency = concurrency,
+    what = "the members of account " .. account }
   local list
   list, err = P.collect(p)
   if not list then return nil, err end
@@ -107,13 +109,14 @@ end
 --- The "ids or e-mails" normaliser: returns ids (lower case, unique, in
 -- the order given, e-mails replaced by their member ids) and the account
 -- index when one was fetched (nil otherwise), or nil, err. The account is
--- listed only when the list holds an e-mail address.
-function _M.normalise(client, account, list, what, fname)
+-- listed only when the list holds an e-mail address, `concurrency` pages
+-- at once.
+function _M.normalise(client, account, list, what, fname, concurrency)
   local ids, emails = _M.split(list, what, fname, client)
   if not ids then return nil, emails end
   local index, err
   if #emails > 0 then
-    index, err = _M.account_index(client, account)
+    index, err = _M.account_index(client, account, concurrency)
     if not index then return nil, err end
     local resolved
     resolved, err = _M.lookup(index, emails, account, client)

@@ -29,14 +29,16 @@ local err_ = A.err
 local _M = {}
 
 local LIST_OPTS = { per_page = "number", max_pages = "number",
-  fuzzy_email = "string", direction = "string" }
-local PLAN_OPTS = { per_page = "number", max_pages = "number" }
+  fuzzy_email = "string", direction = "string", concurrency = "number" }
+local PLAN_OPTS = { per_page = "number", max_pages = "number",
+  concurrency = "number" }
 local SYNC_OPTS = { per_page = "number", max_pages = "number",
   dry_run = "boolean", max_removals = "number", allow_empty = "boolean",
-  verify = "boolean", strategy = "string" }
+  verify = "boolean", strategy = "string", concurrency = "number" }
 local APPLY_OPTS = { per_page = "number", max_pages = "number",
   max_removals = "number", allow_empty = "boolean", verify = "boolean",
-  strategy = "string" }
+  strategy = "string", concurrency = "number" }
+local WRITE_OPTS = { concurrency = "number" }
 local STRATEGIES = { difference = true, replace = true }
 
 -- A pager over the group's members, or nil, err (invalid arguments).
@@ -50,7 +52,7 @@ local function member_pager(client, account, group, opts)
     query = { fuzzyEmail = opts.fuzzy_email, direction = opts.direction },
     filtered = opts.fuzzy_email ~= nil,
     per_page = opts.per_page or P.GROUP_PAGE, max_pages = opts.max_pages,
-    what = "the members of group " .. group }
+    concurrency = opts.concurrency, what = "the members of group " .. group }
 end
 
 -- `group` (an id or { name = }) is checked and resolved by G._group_id.
@@ -61,7 +63,8 @@ end
 --- Lists every member of a group, across all pages.
 -- syntax: members, err = client:list_members(account, group [, opts])
 -- opts: per_page (1-500, default 500), max_pages (default: enough for
--- total_count, plus one), fuzzy_email, direction ("asc"|"desc").
+-- total_count, plus one), fuzzy_email, direction ("asc"|"desc"),
+-- concurrency (pages fetched at once after page 1, 1-64, default 1).
 -- @return array of { id, email, status } (as the API sent them), or nil,
 --   err; kind "incomplete" when the listing did not reach its end or (when
 --   unfiltered) came back with fewer members than total_count.
@@ -78,8 +81,9 @@ end
 
 --- Iterates over a group's members, one page in memory at a time.
 -- syntax: for member, err in client:each_member(account, group [, opts]) do
--- Same opts and paging rules as list_members. When a page fails (or the
--- listing is incomplete) the iterator yields false, err once, then ends.
+-- Same opts and paging rules as list_members (with concurrency, up to that
+-- many pages are held at once). When a page fails (or the listing is
+-- incomplete) the iterator yields false, err once, then ends.
 function _M.each_member(client, account, group, opts)
   check_ids_args(account, group, "each_member")
   opts = A.check_opts(opts, LIST_OPTS, "each_member", client)
@@ -111,17 +115,22 @@ function _M.each_member(client, account, group, opts)
 end
 
 --- Adds members with one POST (ids de-duplicated; e-mails resolved).
--- syntax: members, err = client:add_members(account, group, ids)
+-- syntax: members, err = client:add_members(account, group, ids [, opts])
+-- opts: concurrency (pages of the account listing fetched at once when
+-- e-mail addresses are resolved; default 1).
 -- @return the API's member list (array of { id, email, status }), or nil, err.
-function _M.add_members(client, account, group, ids)
+function _M.add_members(client, account, group, ids, opts)
   check_ids_args(account, group, "add_members")
-  local gerr
+  opts = A.check_opts(opts, WRITE_OPTS, "add_members")
+  local gerr = A.check_concurrency(opts)
+  if gerr then return nil, gerr end
   group, gerr = G._group_id(client, account, group, "add_members")
   if not group then return nil, gerr end
   local path, err = require("cfiam.core").members_path(client, account, group)
   if not path then return nil, err end
   local list
-  list, err = I.normalise(client, account, ids, "ids", "add_members")
+  list, err = I.normalise(client, account, ids, "ids", "add_members",
+    opts.concurrency)
   if not list then return nil, err end
   if #list == 0 then
     return nil, err_("invalid_argument", "ids is empty: nothing to add")
@@ -132,18 +141,18 @@ function _M.add_members(client, account, group, ids)
   return members
 end
 
--- Sends DELETE .../members/{id} for each id, in order, stopping at the
--- first failure. The one place removals are sent, so that a concurrent
--- version can take its place. A 404 means the member is not in the group:
--- not_members, unless it answered a retry (err.attempts > 1), when the
--- attempt that failed (a timeout, a cut connection, a 5xx) most likely
--- removed it: removed.
--- Returns { removed = {ids}, not_members = {ids} }, or nil, err with
--- err.removed and err.not_members (what was done before the failure).
-local function delete_each(client, path, ids)
+-- Sends DELETE .../members/{id} for each id: in order, stopping at the
+-- first failure, or with concurrency > 1 all of them through
+-- request_many, `concurrency` at a time. The one place removals are sent.
+-- A 404 means the member is not in the group: not_members, unless it
+-- answered a retry (err.attempts > 1), when the attempt that failed (a
+-- timeout, a cut connection, a 5xx) most likely removed it: removed.
+-- Returns { removed = {ids}, not_members = {ids} }, or nil, err (the first
+-- failure) with err.removed and err.not_members (what was done besides).
+local function delete_each(client, path, ids, concurrency)
   local out = { removed = {}, not_members = {} }
-  for _, id in ipairs(ids) do
-    local ok, err = client:request("DELETE", path .. "/" .. id)
+  -- one outcome: true to go on, or the failure
+  local function note(id, ok, err)
     if ok ~= nil then
       out.removed[#out.removed + 1] = id
     elseif err.kind == "not_found" and (tonumber(err.attempts) or 1) > 1 then
@@ -151,6 +160,28 @@ local function delete_each(client, path, ids)
     elseif err.kind == "not_found" then
       out.not_members[#out.not_members + 1] = id
     else
+      return err
+    end
+  end
+  if (concurrency or 1) > 1 and #ids > 1 then
+    local calls = {}
+    for i, id in ipairs(ids) do calls[i] = { "DELETE", path .. "/" .. id } end
+    local res, err = client:request_many(calls, { concurrency = concurrency })
+    if not res then return nil, err end
+    local first
+    for i, id in ipairs(ids) do
+      local e = note(id, res[i].result, res[i].err)
+      if e and not first then first = e end
+    end
+    if first then
+      first.removed, first.not_members = out.removed, out.not_members
+      return nil, first
+    end
+    return out
+  end
+  for _, id in ipairs(ids) do
+    local err = note(id, client:request("DELETE", path .. "/" .. id))
+    if err then
       err.removed, err.not_members = out.removed, out.not_members
       return nil, err
     end
@@ -159,21 +190,28 @@ local function delete_each(client, path, ids)
 end
 
 --- Removes exactly the given members (DELETE .../members/{id} each).
--- syntax: res, err = client:remove_members(account, group, ids)
+-- syntax: res, err = client:remove_members(account, group, ids [, opts])
+-- opts: concurrency (DELETEs, and pages of the account listing behind
+-- e-mail addresses, in flight at once; default 1: one after another,
+-- stopping at the first failure).
 -- The group is read first, so a missing group is not_found rather than
 -- every id being reported as not a member.
 -- @return { removed = {ids}, not_members = {ids} }, or nil, err; after a
---   failure part way, err.removed and err.not_members say what was done.
+--   failure part way, err.removed and err.not_members say what was done
+--   (with concurrency, every DELETE is sent; err is the first failure).
 --   A 404 to a retried DELETE counts as removed (see delete_each).
-function _M.remove_members(client, account, group, ids)
+function _M.remove_members(client, account, group, ids, opts)
   check_ids_args(account, group, "remove_members")
-  local gerr
+  opts = A.check_opts(opts, WRITE_OPTS, "remove_members")
+  local gerr = A.check_concurrency(opts)
+  if gerr then return nil, gerr end
   group, gerr = G._group_id(client, account, group, "remove_members")
   if not group then return nil, gerr end
   local path, err = require("cfiam.core").members_path(client, account, group)
   if not path then return nil, err end
   local list
-  list, err = I.normalise(client, account, ids, "ids", "remove_members")
+  list, err = I.normalise(client, account, ids, "ids", "remove_members",
+    opts.concurrency)
   if not list then return nil, err end
   if #list == 0 then
     return nil, err_("invalid_argument", "ids is empty: nothing to remove")
@@ -182,7 +220,7 @@ function _M.remove_members(client, account, group, ids)
   local ok
   ok, err = client:request("GET", group_path)
   if ok == nil then return nil, err end
-  return delete_each(client, path, list)
+  return delete_each(client, path, list, opts.concurrency)
 end
 
 -- The plan, computed from a complete listing (no arguments checks here:
@@ -198,7 +236,8 @@ local function make_plan(client, account, group, desired, opts, fname)
   local index
   if #emails > 0 then
     -- Resolve first: an unknown address fails before the long listing.
-    ids, index = I.normalise(client, account, desired, "desired", fname)
+    ids, index = I.normalise(client, account, desired, "desired", fname,
+      opts.concurrency)
     if not ids then return nil, index end
   end
   local current
@@ -218,7 +257,7 @@ local function make_plan(client, account, group, desired, opts, fname)
   for _, id in ipairs(ids) do
     if not have[id] then
       if not index then
-        index, err = I.account_index(client, account)
+        index, err = I.account_index(client, account, opts.concurrency)
         if not index then return nil, err end
       end
       local e = index.by_id[id]
@@ -239,7 +278,8 @@ end
 
 --- Computes what a sync would do, writing nothing.
 -- syntax: plan, err = client:plan_members(account, group, desired [, opts])
--- desired mixes member ids and e-mail addresses. opts: per_page, max_pages.
+-- desired mixes member ids and e-mail addresses. opts: per_page, max_pages,
+-- concurrency (pages fetched at once, for both listings; default 1).
 -- @return { add = {...}, remove = {...}, keep = {...} }, entries
 --   { id, email, status } (from the group listing, or from the account's
 --   member list for additions), or nil, err.
@@ -340,7 +380,7 @@ end
 -- DELETE per removal (a 404: already gone). Members in no part of the plan
 -- are never touched. Returns true, or nil, err with err.added and
 -- err.removed (ids written before the failure).
-local function write_difference(client, path, plan)
+local function write_difference(client, path, plan, concurrency)
   local added = {}
   if #plan.add > 0 then
     local ids = plan_ids(plan, "add")
@@ -353,7 +393,8 @@ local function write_difference(client, path, plan)
     added = ids
   end
   if #plan.remove > 0 then
-    local res, err = delete_each(client, path, plan_ids(plan, "remove"))
+    local res, err = delete_each(client, path, plan_ids(plan, "remove"),
+      concurrency)
     if not res then
       local removed = err.removed
       for _, id in ipairs(err.not_members) do removed[#removed + 1] = id end
@@ -378,7 +419,7 @@ local function apply(client, account, group, plan, opts, max_removals)
   else
     local path
     path, err = require("cfiam.core").members_path(client, account, group)
-    if path then ok, err = write_difference(client, path, plan) end
+    if path then ok, err = write_difference(client, path, plan, opts.concurrency) end
   end
   if not ok then
     err.plan = plan
@@ -386,8 +427,8 @@ local function apply(client, account, group, plan, opts, max_removals)
   end
   if opts.verify then
     local p, now
-    p, err = member_pager(client, account, group,
-      { per_page = opts.per_page, max_pages = opts.max_pages })
+    p, err = member_pager(client, account, group, { per_page = opts.per_page,
+      max_pages = opts.max_pages, concurrency = opts.concurrency })
     if p then now, err = P.collect(p) end
     if not now then
       err.plan = plan -- the write happened; the check could not be made
@@ -425,7 +466,8 @@ end
 -- opts: dry_run (plan only), max_removals (default 10), allow_empty,
 -- verify (list again after the write), strategy ("difference", the
 -- default: a POST of the additions and a DELETE per removal; "replace":
--- one PUT of the whole set), per_page, max_pages.
+-- one PUT of the whole set), per_page, max_pages, concurrency (pages of
+-- the listings, and the DELETEs of "difference", at once; default 1).
 -- @return plan, or nil, err: kind "guard" (err.plan, nothing written), "drift"
 --   (err.plan, err.missing, err.unexpected), the listing's error (nothing
 --   written), or the write's error with err.plan (and, for "difference",
@@ -437,7 +479,8 @@ function _M.sync_members(client, account, group, desired, opts)
   if not max_removals then return nil, err end
   group, err = G._group_id(client, account, group, "sync_members")
   if not group then return nil, err end
-  local plan_opts = { per_page = opts.per_page, max_pages = opts.max_pages }
+  local plan_opts = { per_page = opts.per_page, max_pages = opts.max_pages,
+    concurrency = opts.concurrency }
   local plan
   plan, err = make_plan(client, account, group, desired, plan_opts, "sync_members")
   if not plan then return nil, err end
@@ -447,8 +490,8 @@ end
 --- Writes a plan made earlier (plan_members, sync_members{dry_run}) as is,
 -- behind the same guards, without listing the group again.
 -- syntax: plan, err = client:apply_plan(account, group, plan [, opts])
--- opts: max_removals, allow_empty, verify, strategy, per_page, max_pages
--- (as sync_members).
+-- opts: max_removals, allow_empty, verify, strategy, per_page, max_pages,
+-- concurrency (as sync_members).
 -- @return the plan (ids in lower case), or nil, err as for sync_members.
 function _M.apply_plan(client, account, group, plan, opts)
   check_ids_args(account, group, "apply_plan")

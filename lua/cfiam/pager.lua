@@ -4,8 +4,14 @@
 -- listing whose pages and total_count disagree, in either direction, is an
 -- `incomplete` error, as is one stopped by max_pages: never a silent
 -- partial list.
+--
+-- With concurrency > 1 (unfiltered listings), once page 1 has given
+-- total_count the pages it announces are fetched `concurrency` at a time
+-- through client:request_many; each page then goes through exactly the
+-- checks of a page fetched alone, in page order (prefetch below), so the
+-- end of the listing is still decided by the pages, never by the count.
 local type, pairs, tonumber = type, pairs, tonumber
-local ceil = math.ceil
+local ceil, floor, min = math.ceil, math.floor, math.min
 local format = string.format
 local A = require("cfiam.args")
 
@@ -22,10 +28,12 @@ _M.ACCOUNT_PAGE = 50
 -- @param spec { client, path, query (filters; page and per_page are added),
 --   per_page, max_pages (nil: enough for total_count, plus one), filtered
 --   (total_count then counts more than the listing, so it is not used),
---   decode ("members" or nil), what ("members of group X", for messages) }
+--   decode ("members" or nil), what ("members of group X", for messages),
+--   concurrency (pages in flight at once after page 1; default 1) }
 function _M.pager(spec)
   local p = {
     client = spec.client, path = spec.path, per_page = spec.per_page,
+    concurrency = spec.concurrency or 1, ahead = {},
     decode = spec.decode, what = spec.what, filtered = spec.filtered,
     fixed_max = spec.max_pages, max_pages = spec.max_pages or _M.FALLBACK_MAX_PAGES,
     page = 0, count = 0, seen = require("cfiam.core").idset(), total = nil,
@@ -41,6 +49,36 @@ local function incomplete(p, message)
   p.done = true
   return nil, A.err("incomplete", message, {
     count = p.count, total_count = p.total, pages = p.page })
+end
+
+-- Fetches the pages after p.page that total_count announces (up to the
+-- first one that should come back short or empty) into
+-- p.ahead[page] = { result =, meta = } or { err = }, `concurrency` in
+-- flight at once: all of them in one batch for collect (which keeps every
+-- page anyway; no pause between batches), `concurrency` of them for the
+-- iterator (which holds that many pages). Nothing when the listing is
+-- filtered, total_count unknown, or the next page is already there.
+local function prefetch(p)
+  local from = p.page + 1
+  if p.concurrency <= 1 or p.filtered or not p.total or p.ahead[from] then
+    return
+  end
+  local last = min(floor(p.total / p.per_page) + 1, p.max_pages)
+  if not p.whole then last = min(last, p.page + p.concurrency) end
+  if last - from < 1 then return end -- one page: next_page asks for it
+  local calls = {}
+  for page = from, last do
+    local q = {}
+    for k, v in pairs(p.query) do q[k] = v end
+    q.page = page
+    calls[#calls + 1] = { "GET", p.path, query = q, decode = p.decode }
+  end
+  local out, err = p.client:request_many(calls, { concurrency = p.concurrency })
+  if not out then
+    p.ahead[from] = { err = err }
+    return
+  end
+  for i = 1, #out do p.ahead[from + i - 1] = out[i] end
 end
 
 --- Fetches the next page. Returns the page's new items (an array, maybe
@@ -60,10 +98,18 @@ function _M.next_page(p)
       .. "(max_pages) with %d listed%s", p.what, p.page,
       p.page == 1 and "" or "s", p.count, claim))
   end
+  prefetch(p)
   p.page = p.page + 1
   p.query.page = p.page
-  local res, meta = p.client:request("GET", p.path,
-    { query = p.query, decode = p.decode })
+  local res, meta
+  local got = p.ahead[p.page]
+  if got then
+    p.ahead[p.page] = nil
+    res, meta = got.result, got.meta or got.err
+  else
+    res, meta = p.client:request("GET", p.path,
+      { query = p.query, decode = p.decode })
+  end
   if res == nil then -- a success always has a result (C makes it {})
     p.done = true
     return nil, meta
@@ -117,6 +163,7 @@ end
 --- Lists every item through a pager: array | nil, err.
 function _M.collect(p)
   local all = {}
+  p.whole = true
   while true do
     local items, err = _M.next_page(p)
     if not items then

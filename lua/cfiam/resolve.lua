@@ -12,13 +12,15 @@ local I = require("cfiam.ids")
 local _M = {}
 
 --- Turns e-mail addresses into account-member ids.
--- syntax: map, err = client:resolve_members(account, emails)
+-- syntax: map, err = client:resolve_members(account, emails [, opts])
 -- Lists GET /accounts/{account}/members (50 a page) once and matches each
--- address case-insensitively.
+-- address case-insensitively. opts: concurrency (pages fetched at once
+-- after the first, 1-64, default 1).
 -- @return { [address as given] = { id, email, status } }, or nil, err
 --   (invalid_argument naming unknown addresses; the listing's error).
-function _M.resolve_members(client, account, emails)
+function _M.resolve_members(client, account, emails, opts)
   A.check_string(account, "account", "resolve_members")
+  opts = A.check_opts(opts, { concurrency = "number" }, "resolve_members")
   if type(emails) ~= "table" then
     error("bad argument to 'resolve_members' (emails: table expected, got "
       .. type(emails) .. ")", 3)
@@ -36,11 +38,11 @@ function _M.resolve_members(client, account, emails)
     return nil, A.err("invalid_argument", "emails: not an e-mail address: "
       .. A.quote_list(bad, client), { invalid = bad })
   end
-  local err = A.check_id(account, "account", client)
+  local err = A.check_id(account, "account", client) or A.check_concurrency(opts)
   if err then return nil, err end
   if #list == 0 then return {} end
   local index
-  index, err = I.account_index(client, account)
+  index, err = I.account_index(client, account, opts.concurrency)
   if not index then return nil, err end
   return I.lookup(index, list, account, client)
 end

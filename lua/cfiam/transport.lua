@@ -3,9 +3,10 @@
 -- Plain Lua (no `ngx`): nothing is changed, the C methods registered by
 -- the module run as they are (libcurl, no Lua in between).
 --
--- Under OpenResty / lua-nginx-module, `client:request` and
--- `client:update_members` are wrapped (and so the module-level functions,
--- which call the client's methods). Every call looks at the client's
+-- Under OpenResty / lua-nginx-module, `client:request`,
+-- `client:update_members` and `client:request_many` are wrapped (and so
+-- the module-level functions, which call the client's methods). Every call
+-- looks at the client's
 -- `transport` option and at `ngx.get_phase()`:
 --   "auto" (default)  cosockets where the phase allows them (the
 --                     COSOCKET_PHASES below: rewrite, server_rewrite,
@@ -168,8 +169,22 @@ function _M.install(M, methods) -- luacheck: ignore M
     return hinted(c_update(client, account, group, ids, opts))
   end
 
+  local c_many = methods.request_many
+  local function request_many(client, calls, opts)
+    if use_cosocket(client, 2) then
+      cosocket = cosocket or require("cfiam.cosocket")
+      return cosocket.request_many(client, calls, opts)
+    end
+    if configs[client].shared_dict and type(calls) == "table" then
+      cosocket = cosocket or require("cfiam.cosocket")
+      for _ = 1, #calls do cosocket.budget_count(client, configs[client]) end
+    end
+    return c_many(client, calls, opts)
+  end
+
   methods.request = request
   methods.update_members = update_members
+  methods.request_many = request_many
 end
 
 return _M
