@@ -22,7 +22,7 @@ local type, pairs, ipairs, tostring, tonumber, error, pcall, require, next,
 local format, lower, match, find = string.format, string.lower, string.match,
   string.find
 local huge = math.huge
-local sort = table.sort
+local sort, concat = table.sort, table.concat
 
 local A = require("cfiam.args")
 local I = require("cfiam.ids")
@@ -398,6 +398,54 @@ function _M.load_desired(src)
   local msg = place .. ": " .. (key and key ~= "" and (key .. ": ") or "") .. res.msg
   return nil, A.err("invalid_argument", msg, { file = source, line = res.line,
     key = key ~= "" and key or nil })
+end
+
+---------------------------------------------------------------------------
+-- Writing: a desired state as YAML (what `cfiam dump` prints)
+---------------------------------------------------------------------------
+
+local PLAIN_WORDS = { ["true"] = 1, ["false"] = 1, yes = 1, no = 1, on = 1,
+  off = 1, y = 1, n = 1, null = 1, ["~"] = 1 }
+
+-- A scalar as YAML: plain when any YAML reader takes it back as the same
+-- string, double-quoted otherwise.
+local function scalar(s)
+  if match(s, "^[%w][%w%.%-_@+]*$") and not PLAIN_WORDS[lower(s)]
+    and not match(s, "^[%d%.eE+%-_]+$") and not match(s, "^0[xXoObB]")
+    and not match(s, "^%.") then
+    return s
+  end
+  return '"' .. s:gsub('[%c"\\\127]', function(c)
+    if c == '"' then return '\\"' end
+    if c == "\\" then return "\\\\" end
+    return format("\\x%02x", c:byte())
+  end) .. '"'
+end
+_M.yaml_scalar = scalar
+
+--- The YAML text of a state from client:dump_account.
+-- syntax: text = cfiam.desired.to_yaml(state [, header])
+function _M.to_yaml(state, header)
+  local out = {}
+  if header then out[#out + 1] = "# " .. header:gsub("[%c]", " ") end
+  out[#out + 1] = "account: " .. state.account
+  if #state.groups == 0 then
+    out[#out + 1] = "groups: {}"
+  else
+    out[#out + 1] = "groups:"
+  end
+  for _, g in ipairs(state.groups) do
+    local line = "  " .. scalar(g.key) .. ":"
+    if g.key ~= g.name then line = line .. "  # " .. g.name:gsub("[%c]", " ") end
+    out[#out + 1] = line
+    if #g.members == 0 then
+      out[#out + 1] = "    members: []"
+    else
+      out[#out + 1] = "    members:"
+      for _, m in ipairs(g.members) do out[#out + 1] = "      - " .. scalar(m) end
+    end
+  end
+  return concat(out, "\n") .. "\n"
 end
 
 return _M
