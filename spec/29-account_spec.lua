@@ -344,8 +344,8 @@ groups:
         assert.are.same({ "Sales" }, err.failed)
         local eng = group_of(err.plan, "Ops")
         assert.are.equal(2, #eng.remove)   -- the others were planned, but not written
-        local refusal
-        _, refusal = c:apply_account(err.plan)
+        local none, refusal = c:apply_account(err.plan)
+        assert.is_nil(none)
         assert.are.equal("invalid_argument", refusal.kind)
         assert.are.same({}, H.writes(emu))
       end)

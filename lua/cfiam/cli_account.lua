@@ -414,7 +414,7 @@ run.apply = function(c, cfiam, pos, opts, out, io_)
   return doc
 end
 
-run.dump = function(c, cfiam, pos, opts, out)
+run.dump = function(c, _, pos, opts, out)
   if #pos < 1 then return nil, usage("missing ACCOUNT") end
   local n, e = concurrency(opts)
   if e then return nil, e end
@@ -446,7 +446,8 @@ function _M.main(argv, io_)
     if argv[i] == "--json" then json_mode = true end
     if argv[i] == "--detailed-exitcode" and cmd == "plan" then detailed = true end
   end
-  local out, doc, err, changes = {}, nil, nil, false
+  local out = {}
+  local doc, err, changes
   if not pos then
     err, opts = opts, { json = json_mode }
   elseif opts.help then
