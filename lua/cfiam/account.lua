@@ -70,22 +70,30 @@ _M._fetch_all = fetch_all
 ---------------------------------------------------------------------------
 -- Complete listings of many paged collections at once. Page 1 of each,
 -- then every page total_count calls for, then one page at a time while the
--- last page came back full. Returns out[i] = items | and errs[i] = err.
+-- last page came back full. on_done(spec, err, items) is called as each
+-- listing ends and may return more specs to list in the same rounds (the
+-- group listings once the account's groups are known). Each spec gets
+-- spec.index; returns out[index] = items and errs[index] = err.
 ---------------------------------------------------------------------------
 
 local function list_all(client, specs, concurrency, on_done)
   local st = {}
-  for i, s in ipairs(specs) do
-    st[i] = { spec = s, fetched = 0, items = {}, count = 0, total = nil,
+  local function add(s)
+    st[#st + 1] = { spec = s, fetched = 0, items = {}, count = 0, total = nil,
       seen = require("cfiam")._idset(), done = false, ended = false,
       max_pages = P.FALLBACK_MAX_PAGES }
+    s.index = #st
   end
+  for _, s in ipairs(specs) do add(s) end
   local out, errs = {}, {}
   local function finish(i, err)
     local l = st[i]
     l.done = true
     if err then errs[i] = err else out[i] = l.items end
-    if on_done then on_done(i, err) end
+    if on_done then
+      local more = on_done(l.spec, err, l.items)
+      for _, s in ipairs(more or {}) do add(s) end
+    end
   end
   local function incomplete(i, msg)
     local l = st[i]
@@ -368,89 +376,95 @@ function _M.plan_account(client, cfg, opts)
   chosen, err = select_groups(desired, opts.groups)
   if not chosen then return nil, err end
   local account = desired.account
-  -- The account's groups: names to ids.
-  local lists, errs = list_all(client, { { path = "/accounts/" .. account
-    .. "/iam/user_groups", per_page = P.GROUP_PAGE,
-    what = "the user groups of account " .. account } }, concurrency)
-  if errs[1] then return nil, errs[1] end
-  local by_name, by_id = {}, {}
-  for _, g in ipairs(lists[1]) do
-    if type(g.name) ~= "string" or type(g.id) ~= "string" then
-      return nil, err_("invalid_response", "listing the user groups of account "
-        .. account .. ": a group has no string id or name")
-    end
-    local list = by_name[g.name] or {}
-    list[#list + 1] = g
-    by_name[g.name] = list
-    by_id[lower(g.id)] = g
-  end
   local plan = { account = account, source = desired.source, groups = {}, refused = {} }
-  local groups, specs, spec_of = {}, {}, {}
-  local seen = {}
+  local groups, spec_of = {}, {}
   for _, g in ipairs(chosen) do
-    local p = { key = g.key, name = g.name, id = g.id, cfg = g }
-    groups[#groups + 1] = p
-    if g.id then
-      local found = by_id[g.id]
-      if found then p.name = found.name
-      else
-        p.error = err_("not_found", format("no user group with id %s in account %s",
-          g.id, account))
-      end
-    else
-      local found = by_name[g.name] or {}
-      if #found == 1 then
-        p.id = lower(found[1].id)
-      elseif #found > 1 then
-        p.error = err_("invalid_argument", format("%d user groups are named %s in "
-          .. "account %s; use the group id", #found, A.quote(g.name), account))
-      elseif g.create then
-        p.create_needed = true
-      else
-        p.error = err_("not_found", format("no user group named %s in account %s "
-          .. "(set create: true to create it)", A.quote(g.name), account))
-      end
-    end
-    if p.id then
-      if seen[p.id] then
-        p.error = err_("invalid_argument", format("group %s is named twice in the "
-          .. "desired state (as %s and %s)", p.id, A.quote(seen[p.id]), A.quote(g.key)))
-      else
-        seen[p.id] = g.key
-        specs[#specs + 1] = { path = members_path(account, p.id), decode = "members",
-          per_page = P.GROUP_PAGE, what = "the members of group " .. p.id }
-        spec_of[#specs] = p
-      end
-    end
+    groups[#groups + 1] = { key = g.key, name = g.name, id = g.id, cfg = g }
   end
-  -- The account's members (once, for every group) and each group's.
-  specs[#specs + 1] = { path = "/accounts/" .. account .. "/members", decode = "members",
-    per_page = P.ACCOUNT_PAGE, what = "the members of account " .. account }
-  local account_spec = #specs
   local total, done = #groups, 0
-  for _, p in ipairs(groups) do
-    if p.error or p.create_needed then done = done + 1 end
-  end
   local progress = opts.progress
-  if progress then progress(done, total) end
-  lists, errs = list_all(client, specs, concurrency, progress and function(i)
-    if spec_of[i] then
-      done = done + 1
-      progress(done, total)
+  local listing_err
+  -- Once the account's groups are known: each group found, and a listing
+  -- of its members in the same rounds as the account's members.
+  local function resolve_groups(list)
+    local by_name, by_id = {}, {}
+    for _, g in ipairs(list) do
+      if type(g.name) ~= "string" or type(g.id) ~= "string" then
+        listing_err = err_("invalid_response", "listing the user groups of account "
+          .. account .. ": a group has no string id or name")
+        return
+      end
+      local same = by_name[g.name] or {}
+      same[#same + 1] = g
+      by_name[g.name] = same
+      by_id[lower(g.id)] = g
     end
-  end)
-  if errs[account_spec] then return nil, errs[account_spec] end
-  local index = index_of(lists[account_spec])
+    local more, seen = {}, {}
+    for _, p in ipairs(groups) do
+      local g = p.cfg
+      if g.id then
+        local found = by_id[g.id]
+        if found then p.name = found.name
+        else
+          p.error = err_("not_found", format("no user group with id %s in account %s",
+            g.id, account))
+        end
+      else
+        local found = by_name[g.name] or {}
+        if #found == 1 then
+          p.id = lower(found[1].id)
+        elseif #found > 1 then
+          p.error = err_("invalid_argument", format("%d user groups are named %s in "
+            .. "account %s; use the group id", #found, A.quote(g.name), account))
+        elseif g.create then
+          p.create_needed = true
+        else
+          p.error = err_("not_found", format("no user group named %s in account %s "
+            .. "(set create: true to create it)", A.quote(g.name), account))
+        end
+      end
+      if p.id then
+        if seen[p.id] then
+          p.error = err_("invalid_argument", format("group %s is named twice in the "
+            .. "desired state (as %s and %s)", p.id, A.quote(seen[p.id]), A.quote(g.key)))
+        else
+          seen[p.id] = g.key
+          local spec = { path = members_path(account, p.id), decode = "members",
+            per_page = P.GROUP_PAGE, what = "the members of group " .. p.id }
+          more[#more + 1] = spec
+          spec_of[spec] = p
+        end
+      end
+      if p.error or p.create_needed then done = done + 1 end
+    end
+    if progress then progress(done, total) end
+    return more
+  end
+  local groups_spec = { path = "/accounts/" .. account .. "/iam/user_groups",
+    per_page = P.GROUP_PAGE, what = "the user groups of account " .. account }
+  local account_spec = { path = "/accounts/" .. account .. "/members", decode = "members",
+    per_page = P.ACCOUNT_PAGE, what = "the members of account " .. account }
+  local lists, errs = list_all(client, { groups_spec, account_spec }, concurrency,
+    function(spec, e, items)
+      if spec == groups_spec then
+        if not e then return resolve_groups(items) end
+      elseif spec_of[spec] then
+        local p = spec_of[spec]
+        p.current, p.error = items, e
+        done = done + 1
+        if progress then progress(done, total) end
+      end
+    end)
+  if errs[groups_spec.index] then return nil, errs[groups_spec.index] end
+  if listing_err then return nil, listing_err end
+  if errs[account_spec.index] then return nil, errs[account_spec.index] end
+  local index = index_of(lists[account_spec.index])
   local protected = {}
   local pe, unknown, places = resolve(index, desired.protect,
     desired.protect_where or {}, nil, desired.source)
   if #unknown > 0 then return nil, unknown_error(account, unknown, places) end
   for _, e in ipairs(pe) do protected[e.id] = true end
   local failed, first_err = {}, nil
-  for i, p in pairs(spec_of) do
-    p.current = lists[i]
-    if errs[i] then p.error = errs[i] end
-  end
   for _, p in ipairs(groups) do
     local g = p.cfg
     if not p.error then
