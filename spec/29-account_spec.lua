@@ -549,4 +549,36 @@ groups:
     assert.matches("Ops\trefused:\tthe plan removes protected member " .. email(4), r.stdout, 1, true)
     assert.are.same({}, H.writes(emu))
   end)
+
+  it("batches the reads through request_many when the client has it: two rounds for a plan", function()
+    local methods = cfiam._client_methods
+    local saved = rawget(methods, "request_many")
+    local batches = {}
+    -- A stand-in with request_many's contract (results in the order of
+    -- calls, whatever order they are made in), for as long as this test runs.
+    local function many(self, calls, opts)
+      batches[#batches + 1] = { n = #calls, concurrency = opts.concurrency }
+      local out = {}
+      for i = #calls, 1, -1 do
+        local call = calls[i]
+        local res, meta = self:request(call[1], call[2], { query = call.query, ids = call.ids,
+          json = call.json, decode = call.decode })
+        if res == nil and type(meta) == "table" and meta.kind then out[i] = { err = meta }
+        else out[i] = { result = res, meta = meta } end
+      end
+      return out
+    end
+    local cfg = current({ Ops = { members = { email(4), email(8) } } })
+    local sequential = assert(c:plan_account(cfg))
+    methods.request_many = saved or many
+    local ok, plan = pcall(c.plan_account, c, cfg, { concurrency = 5 })
+    methods.request_many = saved
+    assert.is_true(ok, plan)
+    assert.are.same(sequential.groups, plan.groups)
+    if not saved then
+      -- round 1: the groups and page 1 of the account's members; round 2:
+      -- pages 2-3 of the account's members and the four groups' members
+      assert.are.same({ { n = 2, concurrency = 5 }, { n = 6, concurrency = 5 } }, batches)
+    end
+  end)
 end)
