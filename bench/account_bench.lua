@@ -1,0 +1,112 @@
+--- bench/account_bench.lua: workload g of make bench, a whole account's
+-- plan (client:plan_account). The emulator holds 5,000 account members and
+-- 200 groups of 50 members, and answers every API request after 50 ms
+-- (its delay_ms fault: other connections are served meanwhile, so
+-- concurrent requests overlap as they would against a distant API). The
+-- desired state is the current one, so every group is read in full.
+--
+-- Measured: the plan at concurrency 16 (median of ROUNDS) and one request
+-- at a time (one round), against the floor RTT x ceil(requests / 16).
+-- Writes its section into bench/RESULTS.md (replacing an earlier one).
+--
+--   lua5.4 bench/account_bench.lua        (make bench runs it after run.sh)
+--   ROUNDS=3 GROUPS=200 PER_GROUP=50 MEMBERS=5000 RTT_MS=50 CONCURRENCY=16
+package.path = "./spec/?.lua;./lua/?.lua;" .. package.path
+package.cpath = "./build/5.4/?.so;" .. package.cpath
+
+local emulator = require("helpers.emulator")
+local socket = require("socket")
+local cfiam = require("cfiam")
+
+local function num(name, default) return tonumber(os.getenv(name)) or default end
+local ROUNDS, GROUPS, PER_GROUP = num("ROUNDS", 3), num("GROUPS", 200), num("PER_GROUP", 50)
+local MEMBERS, RTT_MS, CONCURRENCY = num("MEMBERS", 5000), num("RTT_MS", 50), num("CONCURRENCY", 16)
+local RESULTS = arg[1] or "bench/RESULTS.md"
+
+local groups = {}
+for g = 1, GROUPS do
+  local picks = {}
+  for k = 1, PER_GROUP do picks[k] = ((g - 1) * PER_GROUP + k - 1) % MEMBERS + 1 end
+  groups[g] = { name = string.format("Team %03d", g), members = picks }
+end
+local seed, ids = emulator.seed{ members = MEMBERS, groups = groups }
+local emu = emulator.start{ seed = seed }
+
+local cfg = { account = ids.account, groups = {} }
+for g = 1, GROUPS do
+  local info = ids.groups[g]
+  cfg.groups[info.name] = { members = info.emails }
+end
+cfg = assert(cfiam.load_desired(cfg))
+emu:fault{ delay_ms = RTT_MS, times = -1 }
+
+-- One plan on a fresh client: seconds, requests.
+local function measure(concurrency)
+  local c = cfiam.new{ api_token = "test-token", base_url = emu.base_url, max_retries = 0,
+    timeout = 60 }
+  local before = emu:stats().requests
+  local t0 = socket.gettime()
+  local plan, err = c:plan_account(cfg, { concurrency = concurrency })
+  local t = socket.gettime() - t0
+  c:close()
+  if not plan then error("plan_account: " .. tostring(err)) end
+  assert(plan.summary.change == 0 and plan.summary.unchanged == GROUPS, "unexpected plan")
+  return t, emu:stats().requests - before
+end
+
+local many = cfiam._client_methods.request_many ~= nil
+local times, requests = {}, nil
+for r = 1, ROUNDS do
+  local t
+  t, requests = measure(CONCURRENCY)
+  times[r] = t
+  io.stderr:write(string.format("bench g: concurrency %d, round %d: %.3f s, %d requests\n",
+    CONCURRENCY, r, t, requests))
+end
+table.sort(times)
+local median = times[math.floor((#times + 1) / 2)]
+local seq, seq_requests = measure(1)
+io.stderr:write(string.format("bench g: one at a time: %.3f s, %d requests\n", seq, seq_requests))
+emu:stop()
+
+local rtt = RTT_MS / 1000
+local floor = rtt * math.ceil(requests / CONCURRENCY)
+local lines = {
+  "## g. a whole account's plan (`plan_account`), 50 ms per request",
+  "",
+  string.format("Written by `make bench` (bench/account_bench.lua) on %s. The emulator holds %d "
+    .. "account members and %d groups of %d members and answers each request after %d ms; the "
+    .. "desired state is the current one (every group and the account's members read in full). "
+    .. "Floor: RTT × ceil(requests / %d). request_many %s.", os.date("!%Y-%m-%d %H:%M UTC"),
+    MEMBERS, GROUPS, PER_GROUP, RTT_MS, CONCURRENCY,
+    many and "is in the C module" or "is NOT in this build: the plan falls back to one "
+      .. "request at a time, so concurrency 16 cannot be faster than 1"),
+  "",
+  "| run | requests | seconds | × floor | speed-up over one at a time |",
+  "|---|---:|---:|---:|---:|",
+  string.format("| concurrency %d (median of %d) | %d | %.2f | %.2f× | %.1f× |", CONCURRENCY,
+    ROUNDS, requests, median, median / floor, seq / median),
+  string.format("| one request at a time | %d | %.2f | %.2f× | 1.0× |", seq_requests, seq,
+    seq / floor),
+  "",
+  string.format("Targets: ≤ 1.3× the floor (%.2f s) at concurrency %d, and ≥ 20× faster than one "
+    .. "request at a time.", floor, CONCURRENCY),
+  "",
+}
+local section = table.concat(lines, "\n")
+
+local f = io.open(RESULTS, "rb")
+local text = f and f:read("*a") or "# cfiam benchmark results\n\n"
+if f then f:close() end
+local head = "## g. a whole account's plan"
+local at = text:find(head, 1, true)
+if at then
+  local next_at = text:find("\n## ", at + 1, true)
+  text = text:sub(1, at - 1) .. section .. (next_at and text:sub(next_at + 1) or "")
+else
+  text = text:gsub("\n*$", "\n\n") .. section
+end
+f = assert(io.open(RESULTS, "wb"))
+f:write(text)
+f:close()
+print(section)
