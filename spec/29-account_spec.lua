@@ -180,6 +180,7 @@ groups:
 ]]):format(account, email(21), email(7), email(1), id(2), email(40), email(5)))
       local ra, rb = cli({ "plan", a }), cli({ "plan", b })
       assert.are.equal(0, ra.status, ra.stderr)
+      assert.are.equal("", ra.stderr) -- no progress line off a terminal
       assert.are.equal(ra.stdout, rb.stdout)
       assert.are.equal(table.concat({
         "~ Eng (" .. gid("Eng") .. ")",
