@@ -582,4 +582,39 @@ groups:
       assert.are.same({ { n = 2, concurrency = 5 }, { n = 6, concurrency = 5 } }, batches)
     end
   end)
+
+  it("draws a progress line on standard error when it is a terminal and the run lasts over a second", function()
+    local path = file(cli({ "dump", account }).stdout)
+    -- every answer after 0.4 s: the plan's three rounds last over a second
+    emu:fault{ delay_ms = 400, times = -1 }
+    local out = os.tmpname()
+    files[#files + 1] = out
+    -- the command under a pseudo-terminal (script), its stdout to a file
+    local function on_terminal(args)
+      local inner = table.concat({ H.shquote(H.LUA), "bin/cfiam", table.concat(args, " "),
+        ">" .. H.shquote(out) }, " ")
+      local cmd = table.concat({ "env -i PATH=/usr/local/bin:/usr/bin:/bin",
+        "LUA_PATH=" .. H.shquote("./lua/?.lua;./lua/?/init.lua;;"),
+        "LUA_CPATH=" .. H.shquote("./" .. H.BUILD .. "/?.so;;"),
+        "CLOUDFLARE_API_TOKEN=" .. H.TOKEN, "CLOUDFLARE_BASE_URL=" .. H.shquote(emu.base_url),
+        "script -qec", H.shquote(inner), "/dev/null </dev/null" }, " ")
+      emu:fault{ delay_ms = 400, times = -1 }
+      local p = assert(io.popen(cmd, "r"))
+      local terminal = p:read("*a")
+      p:close()
+      emu:clear_faults()
+      local f = assert(io.open(out, "rb"))
+      local stdout = f:read("*a")
+      f:close()
+      return terminal, stdout
+    end
+    local terminal, stdout = on_terminal({ "plan", H.shquote(path) })
+    assert.matches("\rplan: 4/4 groups", terminal, 1, true)
+    assert.matches("\r\27[K", terminal, 1, true)  -- and cleared at the end
+    assert.are.equal("0 groups change: 0 to add, 0 to remove; 4 groups unchanged\n", stdout)
+    -- --json: no progress line even on a terminal
+    terminal, stdout = on_terminal({ "plan", "--json", H.shquote(path) })
+    assert.is_false(H.json(stdout).changes)
+    assert.is_nil(terminal:find("groups", 1, true), terminal)
+  end)
 end)
