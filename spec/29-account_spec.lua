@@ -117,6 +117,19 @@ describe("account from a desired state", function()
       assert.are.same({}, H.writes(emu))
     end)
 
+    it("a member the account knows no address for is dumped as its id", function()
+      local seed, small = emulator.seed{ members = 3, groups = { { name = "G", members = { 1, 2 } } } }
+      emu:reset(seed)
+      -- the account's listing shows member 2 without an e-mail address
+      local listed = { small.members[1], { id = small.members[2].id, status = "accepted" }, small.members[3] }
+      emu:fault{ method = "GET", path = "/accounts/" .. account .. "/members$", times = -1,
+        body = H.page_body(listed, { page = 1, per_page = 50, count = 3, total_count = 3 }) }
+      local state = assert(c:dump_account(account))
+      assert.are.same({ small.members[1].email, small.members[2].id }, state.groups[1].members)
+      local plan = assert(c:plan_account({ account = account, groups = { G = { members = state.groups[1].members } } }))
+      assert.are.equal(0, plan.summary.change)
+    end)
+
     it("a group whose name reads as an id or is shared is dumped by its id", function()
       local seed = emulator.seed{ members = 3, groups = { { name = "Twin", members = { 1 } },
         { name = "Twin", members = { 2 } }, { name = "c0000000000000000000000000000009", members = { 3 } } } }
