@@ -45,13 +45,20 @@ end
 ---------------------------------------------------------------------------
 -- Many requests: client:request_many when the C module has it, else one
 -- client:request after another (same results: out[i] = { result, meta } or
--- { err }).
+-- { err }; a batch refused whole gives every call its error).
 ---------------------------------------------------------------------------
 
 local function fetch_all(client, calls, concurrency)
   if #calls == 0 then return {} end
   if client.request_many then
-    return client:request_many(calls, { concurrency = concurrency })
+    local out, err = client:request_many(calls, { concurrency = concurrency })
+    if not out then
+      -- The whole batch failed (nothing sent, or a bad call): every call
+      -- carries that error.
+      out = {}
+      for i = 1, #calls do out[i] = { err = err } end
+    end
+    return out
   end
   local out = {}
   for i, c in ipairs(calls) do
