@@ -1,9 +1,14 @@
 --- bench/account_bench.lua: workload g of make bench, a whole account's
--- plan (client:plan_account). The emulator holds 5,000 account members and
--- 200 groups of 50 members, and answers every API request after 50 ms
--- (its delay_ms fault: other connections are served meanwhile, so
--- concurrent requests overlap as they would against a distant API). The
--- desired state is the current one, so every group is read in full.
+-- plan (client:plan_account): 5,000 account members and 200 groups of 50
+-- members, every API request answered after 50 ms.
+--
+-- The emulator makes the account (spec/helpers/emulator.lua) and answers
+-- once for every page a plan reads; those bodies are then served by nginx
+-- (lua-nginx-module, spec/helpers/nginx.lua), which waits RTT_MS with
+-- ngx.sleep before each answer: requests in flight overlap as they would
+-- against a distant API, and the server's own cost stays far below the
+-- round trip (the emulator, one Lua process, would not). The desired state
+-- is the current one, so every group is read in full.
 --
 -- Measured: the plan at concurrency 16 (median of ROUNDS) and one request
 -- at a time (one round), against the floor RTT x ceil(requests / 16).
@@ -11,11 +16,15 @@
 --
 --   lua5.4 bench/account_bench.lua        (make bench runs it after run.sh)
 --   ROUNDS=3 GROUPS=200 PER_GROUP=50 MEMBERS=5000 RTT_MS=50 CONCURRENCY=16
+--   CFIAM_BUILD=build/5.4 (the module measured)
 package.path = "./spec/?.lua;./lua/?.lua;" .. package.path
-package.cpath = "./build/5.4/?.so;" .. package.cpath
+package.cpath = "./" .. (os.getenv("CFIAM_BUILD") or "build/5.4") .. "/?.so;" .. package.cpath
 
 local emulator = require("helpers.emulator")
+local nginx = require("helpers.nginx")
 local socket = require("socket")
+local http = require("socket.http")
+local ltn12 = require("ltn12")
 local cfiam = require("cfiam")
 
 local function num(name, default) return tonumber(os.getenv(name)) or default end
@@ -30,7 +39,6 @@ for g = 1, GROUPS do
   groups[g] = { name = string.format("Team %03d", g), members = picks }
 end
 local seed, ids = emulator.seed{ members = MEMBERS, groups = groups }
-local emu = emulator.start{ seed = seed }
 
 local cfg = { account = ids.account, groups = {} }
 for g = 1, GROUPS do
@@ -38,20 +46,76 @@ for g = 1, GROUPS do
   cfg.groups[info.name] = { members = info.emails }
 end
 cfg = assert(cfiam.load_desired(cfg))
-emu:fault{ delay_ms = RTT_MS, times = -1 }
+
+-- The canned answers: every page a plan reads (and the empty one after).
+local emu = emulator.start{ seed = seed }
+local canned = {}
+local function fetch(path, per_page, pages)
+  for page = 1, pages do
+    local chunks = {}
+    local _, code = http.request{ url = emu.base_url .. path .. "?page=" .. page
+      .. "&per_page=" .. per_page, headers = { authorization = "Bearer test-token" },
+      sink = ltn12.sink.table(chunks) }
+    assert(code == 200, "emulator: " .. tostring(code))
+    canned["/client/v4" .. path .. "?" .. page] = table.concat(chunks)
+  end
+end
+local acct = "/accounts/" .. ids.account
+fetch(acct .. "/iam/user_groups", 500, math.ceil(GROUPS / 500) + 1)
+fetch(acct .. "/members", 50, math.ceil(MEMBERS / 50) + 1)
+for g = 1, GROUPS do
+  fetch(acct .. "/iam/user_groups/" .. ids.groups[g].id .. "/members", 500,
+    math.ceil(PER_GROUP / 500) + 1)
+end
+emu:stop()
+local canned_file = os.tmpname()
+do
+  local f = assert(io.open(canned_file, "wb"))
+  f:write("return {\n")
+  for k, v in pairs(canned) do f:write(string.format("[%q] = %q,\n", k, v)) end
+  f:write("}\n")
+  f:close()
+end
+
+local srv = nginx.start{
+  http = "lua_shared_dict bench 1m;\n"
+    .. "init_by_lua_block { CANNED = dofile(" .. string.format("%q", canned_file) .. ") }",
+  server = [[
+    location = /count { content_by_lua_block { ngx.say(ngx.shared.bench:get("n") or 0) } }
+    location /client/v4/ { content_by_lua_block {
+      ngx.shared.bench:incr("n", 1, 0)
+      ngx.sleep(]] .. RTT_MS / 1000 .. [[)
+      local body = CANNED[ngx.var.uri .. "?" .. (ngx.var.arg_page or "1")]
+      ngx.header.content_type = "application/json"
+      -- Cloudflare's quota headers, with a quota the runs never reach
+      ngx.header["Ratelimit"] = '"default";r=1000000;t=300'
+      ngx.header["Ratelimit-Policy"] = '"default";q=1000000;w=300'
+      if not body then
+        ngx.status = 404
+        body = '{"success":false,"errors":[{"code":7003,"message":"no canned answer"}],"messages":[],"result":null}'
+      end
+      ngx.print(body)
+    } }
+  ]] }
+local base_url = "http://127.0.0.1:" .. srv.port .. "/client/v4"
+
+local function count()
+  local _, body = srv:get("/count", 5)
+  return tonumber(body)
+end
 
 -- One plan on a fresh client: seconds, requests.
 local function measure(concurrency)
-  local c = cfiam.new{ api_token = "test-token", base_url = emu.base_url, max_retries = 0,
+  local c = cfiam.new{ api_token = "test-token", base_url = base_url, max_retries = 0,
     timeout = 60 }
-  local before = emu:stats().requests
+  local before = count()
   local t0 = socket.gettime()
   local plan, err = c:plan_account(cfg, { concurrency = concurrency })
   local t = socket.gettime() - t0
   c:close()
   if not plan then error("plan_account: " .. tostring(err)) end
   assert(plan.summary.change == 0 and plan.summary.unchanged == GROUPS, "unexpected plan")
-  return t, emu:stats().requests - before
+  return t, count() - before
 end
 
 local many = cfiam._client_methods.request_many ~= nil
@@ -67,16 +131,18 @@ table.sort(times)
 local median = times[math.floor((#times + 1) / 2)]
 local seq, seq_requests = measure(1)
 io.stderr:write(string.format("bench g: one at a time: %.3f s, %d requests\n", seq, seq_requests))
-emu:stop()
+srv:stop()
+os.remove(canned_file)
 
 local rtt = RTT_MS / 1000
 local floor = rtt * math.ceil(requests / CONCURRENCY)
 local lines = {
   "## g. a whole account's plan (`plan_account`), 50 ms per request",
   "",
-  string.format("Written by `make bench` (bench/account_bench.lua) on %s. The emulator holds %d "
-    .. "account members and %d groups of %d members and answers each request after %d ms; the "
-    .. "desired state is the current one (every group and the account's members read in full). "
+  string.format("Written by `make bench` (bench/account_bench.lua) on %s. %d "
+    .. "account members and %d groups of %d members, served by nginx (the emulator's answers, "
+    .. "canned), each request answered after %d ms (ngx.sleep); the desired state is the "
+    .. "current one (every group and the account's members read in full). "
     .. "Floor: RTT × ceil(requests / %d). request_many %s.", os.date("!%Y-%m-%d %H:%M UTC"),
     MEMBERS, GROUPS, PER_GROUP, RTT_MS, CONCURRENCY,
     many and "is in the C module" or "is NOT in this build: the plan falls back to one "

@@ -113,7 +113,11 @@ local function list_all(client, specs, concurrency, on_done)
       if not l.done then
         local last = l.fetched + 1
         if l.fetched == 1 and l.total then
+          -- Every page total_count calls for; when it fills the last page
+          -- exactly, the (empty) page after it too, which must be read
+          -- to know the listing ended: one round trip less.
           last = ceil(l.total / l.spec.per_page)
+          if l.total % l.spec.per_page == 0 then last = last + 1 end
           if last < 2 then last = 2 end
         end
         if last > l.max_pages then last = l.max_pages end
@@ -197,10 +201,21 @@ local function sort_key(e)
   return (e.email and lower(e.email) or "\255") .. "\0" .. e.id
 end
 
+-- Sorts entries by e-mail, then id. Listings come in e-mail order, so the
+-- usual case is a check that finds them sorted already.
 local function sorted(list)
-  local keys = {}
-  for _, e in ipairs(list) do keys[e] = sort_key(e) end
-  sort(list, function(a, b) return keys[a] < keys[b] end)
+  local keys, in_order = {}, true
+  local prev
+  for i = 1, #list do
+    local e = list[i]
+    local k = sort_key(e)
+    keys[e] = k
+    if prev and k < prev then in_order = false end
+    prev = k
+  end
+  if not in_order then
+    sort(list, function(a, b) return keys[a] < keys[b] end)
+  end
   return list
 end
 
