@@ -324,6 +324,18 @@ local function plan_group(g, desired, current, protected, account)
   return p
 end
 
+-- One line for a plan's counts (plan.summary.line).
+local function summary_line(plan)
+  local s = plan.summary
+  local line = format("%s change%s: %d to add, %d to remove; %s unchanged",
+    plural(s.change, "group"), s.change == 1 and "s" or "",
+    s.add, s.remove, plural(s.unchanged, "group"))
+  if s.create > 0 then line = line .. format("; %d to create", s.create) end
+  if s.failed > 0 then line = line .. format("; %d failed", s.failed) end
+  if s.refused > 0 then line = line .. format("; %d refused", s.refused) end
+  return line
+end
+
 local function summarise(plan)
   local s = { groups = #plan.groups, change = 0, create = 0, add = 0, remove = 0,
     unchanged = 0, failed = 0, refused = 0 }
@@ -338,19 +350,8 @@ local function summarise(plan)
     end
   end
   plan.summary = s
+  s.line = summary_line(plan)
   return s
-end
-
---- One line for a plan's counts.
-function _M.summary_line(plan)
-  local s = plan.summary
-  local line = format("%s change%s: %d to add, %d to remove; %s unchanged",
-    plural(s.change, "group"), s.change == 1 and "s" or "",
-    s.add, s.remove, plural(s.unchanged, "group"))
-  if s.create > 0 then line = line .. format("; %d to create", s.create) end
-  if s.failed > 0 then line = line .. format("; %d failed", s.failed) end
-  if s.refused > 0 then line = line .. format("; %d refused", s.refused) end
-  return line
 end
 
 local function select_groups(cfg, only)

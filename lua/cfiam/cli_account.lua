@@ -183,7 +183,7 @@ local function plan_lines(plan, out)
       if g.guard then out[#out + 1] = "    refused: " .. clean(g.guard.message) end
     end
   end
-  out[#out + 1] = require("cfiam.account").summary_line(plan)
+  out[#out + 1] = plan.summary.line
 end
 
 ---------------------------------------------------------------------------
