@@ -630,4 +630,25 @@ groups:
     assert.is_false(H.json(stdout).changes)
     assert.is_nil(terminal:find("groups", 1, true), terminal)
   end)
+
+  it("no piece of the credential reaches the output, whatever the file holds", function()
+    if not cfiam._scrub then
+      pending("needs the C module's scrubbing (cfiam._scrub)")
+      return
+    end
+    local token = H.TOKEN
+    local path = file(("account: %s\nprotect: [%s@example.com]\ngroups:\n  %s: { members: [%s@example.com] }\n")
+      :format(account, token, token, token))
+    local log = os.tmpname()
+    files[#files + 1] = log
+    for _, args in ipairs({ { "plan", path }, { "plan", path, "--json" }, { "apply", path, "--yes", "--log", log },
+      { "apply", path, "--json", "--yes" }, { "plan", path, "--group", token }, { "dump", account, token },
+      { "dump", account, token, "--json" }, { "plan", token }, { "plan", path, "--" .. token } }) do
+      local r = cli(args)
+      assert.are_not.equal(0, r.status, table.concat(args, " "))
+      assert.is_nil(r.stdout:find(token, 1, true), r.stdout)
+      assert.is_nil(r.stderr:find(token, 1, true), r.stderr)
+    end
+    assert.are.same({}, H.writes(emu))
+  end)
 end)

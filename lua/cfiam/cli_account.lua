@@ -111,6 +111,27 @@ _M.json = json
 -- Documents and lines
 ---------------------------------------------------------------------------
 
+-- Every byte the commands print goes through write(): with the C module's
+-- scrubbing (when it has one), no piece of the environment's credentials
+-- reaches the output, whatever a file or a server put in a message.
+local scrub = function(v) return v end
+
+local function write(stream, ...)
+  local parts = { ... }
+  for i = 1, #parts do parts[i] = tostring(parts[i]) end
+  stream:write(scrub(concat(parts)))
+end
+
+local function use_scrubbing(cfiam)
+  if not cfiam._scrub then return end
+  local secrets = {}
+  for _, name in ipairs({ "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY" }) do
+    local v = os.getenv(name)
+    if v then secrets[#secrets + 1] = v end
+  end
+  scrub = function(v) return cfiam._scrub(secrets, v) end
+end
+
 local Usage = {}
 local function usage(msg, kind)
   return setmetatable({ kind = kind or "usage", message = msg }, Usage)
@@ -268,18 +289,18 @@ local function progress_for(what, opts, io_)
   local function tick(done, total)
     if shown or os.difftime(os.time(), start) >= 1 then
       shown = true
-      io_.stderr:write(format("\r%s: %d/%d groups", what, done, total))
+      write(io_.stderr, format("\r%s: %d/%d groups", what, done, total))
       io_.stderr:flush()
     end
   end
   local function clear()
-    if shown then io_.stderr:write("\r\27[K"); io_.stderr:flush() end
+    if shown then write(io_.stderr, "\r\27[K"); io_.stderr:flush() end
   end
   return tick, clear
 end
 
 local function flush(out, opts, io_)
-  if not opts.json and #out > 0 then io_.stdout:write(concat(out, "\n"), "\n") end
+  if not opts.json and #out > 0 then write(io_.stdout, concat(out, "\n"), "\n") end
   for i = #out, 1, -1 do out[i] = nil end
 end
 
@@ -383,7 +404,7 @@ run.apply = function(c, cfiam, pos, opts, out, io_)
         "not written: standard input is not a terminal to confirm on; pass --yes" }, Usage)
     end
     flush(out, opts, io_)
-    io_.stderr:write(format("Apply this plan to %d group%s of account %s? [y/N] ",
+    write(io_.stderr, format("Apply this plan to %d group%s of account %s? [y/N] ",
       plan.summary.change, plan.summary.change == 1 and "" or "s", plan.account))
     io_.stderr:flush()
     local answer = lower(io_.stdin:read("*l") or ""):match("^%s*(.-)%s*$")
@@ -397,7 +418,7 @@ run.apply = function(c, cfiam, pos, opts, out, io_)
   local result
   result, err = c:apply_account(plan, { concurrency = n, progress = tick,
     log = logf and function(rec)
-      logf:write(json(object(rec)), "\n")
+      write(logf, json(object(rec)), "\n")
       logf:flush()
     end })
   clear()
@@ -438,6 +459,12 @@ end
 --- Runs `cfiam plan|apply|dump ...`. Returns the exit status.
 function _M.main(argv, io_)
   io_ = io_ or { stdin = io.stdin, stdout = io.stdout, stderr = io.stderr }
+  local ok, cfiam = pcall(require, "cfiam")
+  if not ok then
+    write(io_.stderr, "cfiam: cannot load the cfiam module: ", tostring(cfiam), "\n")
+    return 1
+  end
+  use_scrubbing(cfiam) -- before anything is printed, usage errors included
   local cmd = argv[1]
   local allowed = OPTIONS[cmd]
   local pos, opts = parse(argv, allowed)
@@ -451,14 +478,9 @@ function _M.main(argv, io_)
   if not pos then
     err, opts = opts, { json = json_mode }
   elseif opts.help then
-    io_.stdout:write(_M.HELP)
+    write(io_.stdout, _M.HELP)
     return 0
   else
-    local ok, cfiam = pcall(require, "cfiam")
-    if not ok then
-      io_.stderr:write("cfiam: cannot load the cfiam module: ", tostring(cfiam), "\n")
-      return 1
-    end
     local cok, client = pcall(cfiam.default_client)
     if not cok then
       err = usage(tostring(client))
@@ -478,18 +500,18 @@ function _M.main(argv, io_)
       d.error = err_doc(err)
       if err.plan_doc then d.plan = err.plan_doc
       elseif err.plan then d.plan = plan_doc(err.plan) end
-      io_.stdout:write(json(d), "\n")
+      write(io_.stdout, json(d), "\n")
     end
     if getmetatable(err) == Usage then
-      io_.stderr:write("cfiam: ", clean(err.message), "\n")
-      if err.kind == "usage" then io_.stderr:write("(see cfiam ", cmd, " --help)\n") end
+      write(io_.stderr, "cfiam: ", clean(err.message), "\n")
+      if err.kind == "usage" then write(io_.stderr, "(see cfiam ", cmd, " --help)\n") end
     else
-      io_.stderr:write(clean(tostring(err)), "\n")
+      write(io_.stderr, clean(tostring(err)), "\n")
     end
     return status
   end
   flush(out, opts, io_)
-  if opts.json then io_.stdout:write(json(doc or {}), "\n") end
+  if opts.json then write(io_.stdout, json(doc or {}), "\n") end
   if detailed and changes then return 2 end
   return 0
 end
