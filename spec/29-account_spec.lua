@@ -375,6 +375,17 @@ groups:
         refused(cfg, "incomplete",
           "ended on page 1 with 21 listed, but the server's total_count says 40")
       end)
+      it("the account's listing miscounts its members, low or high", function()
+        local cfg = current({ Ops = { members = { email(4), email(110) } } })
+        for _, n in ipairs({ 50, 100, 121, 500 }) do
+          emu:clear_requests()
+          emu:fault{ method = "GET", path = "/accounts/" .. account .. "/members$", times = -1,
+            total_count = n }
+          local err = refused(cfg, "incomplete", "the server's total_count says " .. n)
+          assert.matches("^listing the members of account " .. account, err.message)
+          emu:clear_faults()
+        end
+      end)
     end)
 
     it("the command refuses a guard with exit 2 and shows why, nothing written", function()

@@ -6,7 +6,7 @@
 -- at a time as `concurrency` allows (client:request_many when the C module
 -- has it, one request after another otherwise). Listings are complete or
 -- an error: pages are read until one comes back short, and the members seen
--- must reach total_count.
+-- must be exactly total_count.
 --
 -- An apply writes each group by the difference (one POST of the additions,
 -- one DELETE per removal), so a member that no listing showed is never
@@ -122,8 +122,9 @@ local function list_all(client, specs, concurrency, on_done)
         end
         if last > l.max_pages then last = l.max_pages end
         if l.fetched >= l.max_pages then
-          incomplete(i, format("stopped after %d pages with %d listed",
-            l.fetched, l.count))
+          incomplete(i, format("stopped after %d page%s with %d listed and more "
+            .. "to come%s", l.fetched, l.fetched == 1 and "" or "s", l.count,
+            l.total and format(", while the server's total_count says %d", l.total) or ""))
         else
           for page = l.fetched + 1, last do
             local q = { page = page, per_page = l.spec.per_page }
@@ -180,7 +181,9 @@ local function list_all(client, specs, concurrency, on_done)
     -- of this round were read.
     for i, l in ipairs(st) do
       if not l.done and l.ended then
-        if l.total and l.count < l.total then
+        -- (either way: a server that miscounts cannot be trusted to have
+        -- listed everything)
+        if l.total and l.count ~= l.total then
           incomplete(i, format("ended on page %d with %d listed, but the "
             .. "server's total_count says %d", l.ended, l.count, l.total))
         else
