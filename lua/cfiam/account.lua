@@ -365,7 +365,7 @@ local function select_groups(cfg, only)
     local name = only[i]
     if type(name) ~= "string" then
       error(format("bad argument to 'plan_account' (option groups[%d]: string "
-        .. "expected, got %s)", i, type(name)), 4)
+        .. "expected, got %s)", i, type(name)), 3)
     end
     local g = by[name] or by[lower(name)]
     if not g then
