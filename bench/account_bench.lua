@@ -118,7 +118,7 @@ local function measure(concurrency)
   return t, count() - before
 end
 
-local many = cfiam._client_methods.request_many ~= nil
+local many = require("cfiam.core").client_methods.request_many ~= nil
 local times, requests = {}, nil
 for r = 1, ROUNDS do
   local t

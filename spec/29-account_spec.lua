@@ -576,7 +576,7 @@ groups:
   end)
 
   it("batches the reads through request_many when the client has it: two rounds for a plan", function()
-    local methods = cfiam._client_methods
+    local methods = require("cfiam.core").client_methods
     local saved = rawget(methods, "request_many")
     local batches = {}
     -- A stand-in with request_many's contract (results in the order of
@@ -643,8 +643,8 @@ groups:
   end)
 
   it("no piece of the credential reaches the output, whatever the file holds", function()
-    if not cfiam._scrub then
-      pending("needs the C module's scrubbing (cfiam._scrub)")
+    if not (require("cfiam.core").scrub or rawget(cfiam, "_scrub")) then
+      pending("needs the C module's scrubbing")
       return
     end
     local token = H.TOKEN

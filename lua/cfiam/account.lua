@@ -87,7 +87,7 @@ local function list_all(client, specs, concurrency, on_done)
   local st = {}
   local function add(s)
     st[#st + 1] = { spec = s, fetched = 0, items = {}, count = 0, total = nil,
-      seen = require("cfiam")._idset(), done = false, ended = false,
+      seen = require("cfiam.core").idset(), done = false, ended = false,
       max_pages = P.FALLBACK_MAX_PAGES }
     s.index = #st
   end

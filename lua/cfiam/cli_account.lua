@@ -123,13 +123,15 @@ local function write(stream, ...)
 end
 
 local function use_scrubbing(cfiam)
-  if not cfiam._scrub then return end
+  local core = require("cfiam.core")
+  local scrub_with = core.scrub or cfiam._scrub
+  if not scrub_with then return end
   local secrets = {}
   for _, name in ipairs({ "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY" }) do
     local v = os.getenv(name)
     if v then secrets[#secrets + 1] = v end
   end
-  scrub = function(v) return cfiam._scrub(secrets, v) end
+  scrub = function(v) return scrub_with(secrets, v) end
 end
 
 local Usage = {}

@@ -238,7 +238,9 @@ local function check_keys(entries, allowed, key, what)
   for _, e in ipairs(entries) do
     local where = key and (key .. "." .. e.key) or e.key
     if not allowed[e.key] then
-      local names = I.sorted_keys(allowed)
+      local names = {}
+      for k in pairs(allowed) do names[#names + 1] = k end
+      sort(names)
       fail(e.line, where, format("unknown key %s in %s (expected one of: %s)",
         A.quote(e.key), what, table.concat(names, ", ")))
     end
