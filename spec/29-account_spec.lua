@@ -117,6 +117,33 @@ describe("account from a desired state", function()
       assert.are.same({}, H.writes(emu))
     end)
 
+    it("names YAML would read otherwise are quoted, and read back the same", function()
+      local names = { "Team: A", "yes", "O'Neil \"x\"", "\195\156n\195\175code", "123", "1e5",
+        "- dash", "#hash", "tab\there", "back\\slash", " lead", "null", "~" }
+      local spec = {}
+      for i, n in ipairs(names) do spec[i] = { name = n, members = { i } } end
+      local seed = emulator.seed{ members = #names, groups = spec }
+      emu:reset(seed)
+      local r = cli({ "dump", account })
+      assert.are.equal(0, r.status, r.stderr)
+      local want = {}
+      for i, n in ipairs(names) do want[i] = n end
+      table.sort(want)
+      -- by cfiam, and by a YAML reader that types plain scalars (lyaml's load)
+      local cfg = assert(cfiam.load_desired(file(r.stdout)))
+      local got = {}
+      for _, g in ipairs(cfg.groups) do got[#got + 1] = g.name end
+      table.sort(got)
+      assert.are.same(want, got)
+      got = {}
+      for k in pairs(require("lyaml").load(r.stdout).groups) do got[#got + 1] = k end
+      for _, k in ipairs(got) do assert.are.equal("string", type(k)) end
+      table.sort(got)
+      assert.are.same(want, got)
+      r = cli({ "plan", file(r.stdout), "--detailed-exitcode" })
+      assert.are.equal(0, r.status, r.stdout .. r.stderr)
+    end)
+
     it("a member the account knows no address for is dumped as its id", function()
       local seed, small = emulator.seed{ members = 3, groups = { { name = "G", members = { 1, 2 } } } }
       emu:reset(seed)
