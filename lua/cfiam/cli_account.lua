@@ -122,8 +122,11 @@ local function write(stream, ...)
   stream:write(scrub(concat(parts)))
 end
 
-local function use_scrubbing(cfiam)
+-- What the C module offers the command, when it does: Ctrl-C caught as a
+-- flag, and the scrubbing.
+local function use_core(cfiam)
   local core = require("cfiam.core")
+  if core.catch_interrupt then core.catch_interrupt() end
   local scrub_with = core.scrub or cfiam._scrub
   if not scrub_with then return end
   local secrets = {}
@@ -134,9 +137,20 @@ local function use_scrubbing(cfiam)
   scrub = function(v) return scrub_with(secrets, v) end
 end
 
+-- Ctrl-C, when the C module catches it (its SIGINT flag): the commands
+-- stop before any further request and exit 130.
+local function interrupted()
+  local core = package.loaded["cfiam.core"]
+  return core ~= nil and core.interrupted ~= nil and core.interrupted()
+end
+
 local Usage = {}
 local function usage(msg, kind)
   return setmetatable({ kind = kind or "usage", message = msg }, Usage)
+end
+
+local function interruption()
+  return usage("interrupted: no further request was sent", "interrupted")
 end
 
 -- Control characters in names and addresses are shown escaped.
@@ -416,6 +430,10 @@ run.apply = function(c, cfiam, pos, opts, out, io_)
         message = "not confirmed: nothing written" }, Usage)
     end
   end
+  if interrupted() then
+    if logf then logf:close() end
+    return nil, interruption()
+  end
   local tick, clear = progress_for("apply", opts, io_)
   local result
   result, err = c:apply_account(plan, { concurrency = n, progress = tick,
@@ -466,7 +484,7 @@ function _M.main(argv, io_)
     write(io_.stderr, "cfiam: cannot load the cfiam module: ", tostring(cfiam), "\n")
     return 1
   end
-  use_scrubbing(cfiam) -- before anything is printed, usage errors included
+  use_core(cfiam) -- before anything is printed, usage errors included
   local cmd = argv[1]
   local allowed = OPTIONS[cmd]
   local pos, opts = parse(argv, allowed)
@@ -490,12 +508,16 @@ function _M.main(argv, io_)
       doc, err, changes = run[cmd](client, cfiam, pos, opts, out, io_)
     end
   end
+  if interrupted() and not (err and err.kind == "interrupted") then
+    err = interruption()
+  end
   if err then
     local status = 1
     if getmetatable(err) == Usage or err.kind == "invalid_argument" or err.kind == "guard" then
       status = 2
     end
     if detailed then status = 1 end
+    if err.kind == "interrupted" then status = 130 end
     flush(out, opts, io_)
     if opts.json then
       local d = err.result_doc or object({})
