@@ -7,6 +7,8 @@ local H = require("helpers.cli")
 local cfiam = require("cfiam")
 
 local ACCOUNT = "0123456789abcdef0123456789abcdef"
+-- Values in messages are quoted as the library quotes them.
+local Q = require("cfiam.args").quote
 
 local files = {}
 local function file(text)
@@ -122,11 +124,11 @@ groups:
 
     it("an unknown key, at the top, in defaults and in a group", function()
       expect("account: " .. ACCOUNT .. "\ngroups: {}\nadmins: [x@example.com]\n",
-        3, "admins", "unknown key 'admins'")
+        3, "admins", "unknown key " .. Q("admins"))
       expect("account: " .. ACCOUNT .. "\ndefaults:\n  max_removal: 3\ngroups: {}\n",
-        3, "defaults.max_removal", "unknown key 'max_removal'")
+        3, "defaults.max_removal", "unknown key " .. Q("max_removal"))
       expect("account: " .. ACCOUNT .. "\ngroups:\n  Eng:\n    members: []\n    memebers: []\n",
-        5, "groups.Eng.memebers", "unknown key 'memebers' in group 'Eng'")
+        5, "groups.Eng.memebers", "unknown key " .. Q("memebers") .. " in group " .. Q("Eng"))
     end)
 
     it("a wrong type", function()
@@ -146,17 +148,17 @@ groups:
     it("an id that is not 32 hexadecimal digits", function()
       expect("account: " .. ACCOUNT .. "\ngroups:\n  Eng:\n    members:\n      - a@example.com\n"
         .. "      - 4f5f0c14a2a41d5063dd301b2f829f0\n", 6, "groups.Eng.members[2]",
-        "an id must be 32 hexadecimal digits, this one has 31: '4f5f0c14a2a41d5063dd301b2f829f0'")
+        "an id must be 32 hexadecimal digits, this one has 31: " .. Q("4f5f0c14a2a41d5063dd301b2f829f0"))
       expect("account: " .. ACCOUNT .. "\ngroups:\n  Eng:\n    members: [alice]\n",
-        4, "groups.Eng.members[1]", "member id or an e-mail address: 'alice'")
+        4, "groups.Eng.members[1]", "member id or an e-mail address: " .. Q("alice"))
       expect("account: 0123\ngroups: {}\n", 1, "account", "expected a 32-character hexadecimal account id")
-      expect("account: " .. ACCOUNT .. "\nprotect: [root]\ngroups: {}\n", 2, "protect[1]", "'root'")
+      expect("account: " .. ACCOUNT .. "\nprotect: [root]\ngroups: {}\n", 2, "protect[1]", Q("root"))
     end)
 
     it("a group named twice", function()
       expect("account: " .. ACCOUNT .. "\ngroups:\n  Eng:\n    members: []\n  Ops:\n    members: []\n"
         .. "  Eng:\n    members: [a@example.com]\n", 7, "groups.Eng",
-        "group 'Eng' is named twice (first at line 3)")
+        "group " .. Q("Eng") .. " is named twice (first at line 3)")
       -- the same id in two cases is the same group
       expect("account: " .. ACCOUNT .. "\ngroups:\n  " .. ACCOUNT .. ": {members: []}\n  "
         .. ACCOUNT:upper() .. ": {members: []}\n", 4, "groups." .. ACCOUNT:upper(), "named twice")
@@ -164,7 +166,7 @@ groups:
 
     it("a key given twice, a missing key, create with an id", function()
       expect("account: " .. ACCOUNT .. "\ngroups:\n  Eng:\n    members: []\n    members: []\n",
-        5, "groups.Eng.members", "'members' given twice (first at line 4)")
+        5, "groups.Eng.members", Q("members") .. " given twice (first at line 4)")
       expect("account: " .. ACCOUNT .. "\ngroups:\n  Eng:\n    create: true\n",
         3, "groups.Eng.members", "members is missing")
       expect("account: " .. ACCOUNT .. "\ngroups:\n  " .. ACCOUNT .. ":\n    create: true\n    members: []\n",

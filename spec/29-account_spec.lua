@@ -9,6 +9,8 @@
 local emulator = require("helpers.emulator")
 local H = require("helpers.cli")
 local cfiam = require("cfiam")
+-- Values in messages are quoted as the library quotes them.
+local Q = require("cfiam.args").quote
 
 describe("account from a desired state", function()
   local emu, ids, c, account
@@ -249,7 +251,7 @@ groups:
       assert.are.equal(0, #H.requests(emu, "GET", H.members_pattern(gid("Eng"))))
       r = cli({ "plan", path, "--group", "Nope" })
       assert.are.equal(2, r.status)
-      assert.matches("group 'Nope' is not in the desired state", r.stderr, 1, true)
+      assert.matches("group " .. Q("Nope") .. " is not in the desired state", r.stderr, 1, true)
     end)
 
     it("exit codes: 0/1/2 without --detailed-exitcode, 0 none / 2 changes / 1 error with it", function()
@@ -339,17 +341,18 @@ groups:
       it("a group removes more than its max_removals (the others are fine)", function()
         refused(current({ Sales = { members = { email(10) }, max_removals = 19 },
           Ops = { members = { email(4), email(5), email(6), email(60) } } }),
-          "guard", "the plan removes 20 members from group 'Sales', more than max_removals (19)")
+          "guard", "the plan removes 20 members from group " .. Q("Sales") .. ", more than max_removals (19)")
       end)
 
       it("defaults.max_removals applies to every group", function()
         local cfg = current({ Ops = { members = { email(4) } } })
         cfg.defaults = { max_removals = 1 }
-        refused(cfg, "guard", "the plan removes 2 members from group 'Ops', more than max_removals (1)")
+        refused(cfg, "guard", "the plan removes 2 members from group " .. Q("Ops") .. ", more than max_removals (1)")
       end)
 
       it("a group would become empty without allow_empty", function()
-        refused(current({ Ops = { members = {} } }), "guard", "the plan empties group 'Ops' (3 members removed)")
+        refused(current({ Ops = { members = {} } }), "guard",
+          "the plan empties group " .. Q("Ops") .. " (3 members removed)")
         local plan = assert(c:plan_account(current({ Ops = { members = {}, allow_empty = true } })))
         assert(c:apply_account(plan))
         assert.are.same({}, H.state_members(emu, account, gid("Ops")))
@@ -358,7 +361,7 @@ groups:
       it("a protected member would be removed", function()
         local cfg = current({ Ops = { members = { email(4), email(5) } } })
         cfg.protect = { email(6):upper() }
-        refused(cfg, "guard", "the plan removes protected member " .. email(6) .. " from group 'Ops'")
+        refused(cfg, "guard", "the plan removes protected member " .. email(6) .. " from group " .. Q("Ops"))
         -- protect by id too
         cfg.protect = { id(6) }
         refused(cfg, "guard", "protected member")
@@ -374,7 +377,7 @@ groups:
 
       it("a group does not exist and create is not set", function()
         refused(current({ Ghosts = { members = { email(1) } } }), "not_found",
-          "no user group named 'Ghosts' in account " .. account .. " (set create: true to create it)")
+          "no user group named " .. Q("Ghosts") .. " in account " .. account .. " (set create: true to create it)")
       end)
 
       it("one group's listing fails", function()
