@@ -692,4 +692,35 @@ groups:
     end
     assert.are.same({}, H.writes(emu))
   end)
+
+  it("Ctrl-C stops plan and apply at once: exit 130, one line, nothing written", function()
+    if not H.spawn then
+      pending("needs the command's Ctrl-C handling (spec helper spawn)")
+      return
+    end
+    local path = file(("account: %s\ngroups:\n  Ops: { members: [%s] }\n  Eng: { members: [%s] }\n")
+      :format(account, email(4), email(1)))
+    for _, args in ipairs({ { "apply", path, "--yes" }, { "apply", path, "--yes", "--json" },
+      { "plan", path, "--detailed-exitcode" } }) do
+      emu:reset()
+      -- Eng's listing does not answer
+      emu:fault{ method = "GET", path = H.members_pattern(gid("Eng")), delay_ms = 20000, times = -1 }
+      emu:clear_requests()
+      local child = H.spawn("bin/cfiam", args, { env = H.env(emu) })
+      assert.is_truthy(H.poll(function()
+        return #H.requests(emu, "GET", H.members_pattern(gid("Eng"))) > 0 end, 10),
+        "the command never listed the group")
+      child:signal("INT")
+      local r = child:wait(10)
+      assert.is_not_nil(r, "the command did not stop on SIGINT")
+      assert.are.equal(130, r.status, r.stderr)
+      assert.matches("^cfiam: interrupted[^\n]*\n$", r.stderr)
+      if args[4] == "--json" then
+        assert.are.equal("interrupted", H.json(r.stdout).error.kind)
+      else
+        assert.are.equal("", r.stdout)
+      end
+      assert.are.same({}, H.writes(emu))
+    end
+  end)
 end)

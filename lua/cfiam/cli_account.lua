@@ -448,6 +448,12 @@ run.apply = function(c, cfiam, pos, opts, out, io_)
   outcome_lines(result, out)
   doc.written = true
   doc.result = result_doc(result)
+  if interrupted() then
+    -- Stopped while writing: the outcomes say which groups were written.
+    local e = interruption()
+    e.result_doc = doc
+    return nil, e
+  end
   if err then
     err.result_doc = doc
     return nil, err
@@ -509,6 +515,8 @@ function _M.main(argv, io_)
     end
   end
   if interrupted() and not (err and err.kind == "interrupted") then
+    -- Stopped while reading: what was gathered is partial, not a plan.
+    for i = #out, 1, -1 do out[i] = nil end
     err = interruption()
   end
   if err then
