@@ -67,6 +67,7 @@ demo: deps all
 bench: deps
 	@$(MAKE) --no-print-directory LUA_VERSION=5.4 build/5.4/cfiam.so build/luajit/cfiam.so
 	@sh bench/run.sh
+	@lua5.4 bench/account_bench.lua
 
 bench-many: deps
 	@$(MAKE) --no-print-directory LUA_VERSION=5.4 build/5.4/cfiam.so build/luajit/cfiam.so

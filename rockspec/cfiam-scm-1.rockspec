@@ -21,6 +21,10 @@ dependencies = {
   "lua >= 5.1",
   "lua-cjson",
 }
+-- lyaml (Debian lua-yaml) is needed only to read desired-state files
+-- (cfiam.load_desired on a path, `cfiam plan` and `cfiam apply`); it is
+-- loaded when first used, so the library and the other commands run
+-- without it.
 external_dependencies = {
   CURL = { library = "curl" },
 }
@@ -49,6 +53,9 @@ build = {
     ["cfiam.ids"] = "lua/cfiam/ids.lua",
     ["cfiam.groups"] = "lua/cfiam/groups.lua",
     ["cfiam.cli"] = "lua/cfiam/cli.lua",
+    ["cfiam.desired"] = "lua/cfiam/desired.lua",
+    ["cfiam.account"] = "lua/cfiam/account.lua",
+    ["cfiam.cli_account"] = "lua/cfiam/cli_account.lua",
   },
   install = {
     bin = { cfiam = "bin/cfiam" },

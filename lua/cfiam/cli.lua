@@ -43,7 +43,10 @@ usage:
   cfiam groups  create  ACCOUNT NAME [--policies FILE.json] [--json]
   cfiam groups  rename  ACCOUNT GROUP NEW_NAME [--json]
   cfiam groups  delete  ACCOUNT GROUP [--force] [--yes] [--json]
-  cfiam --help | cfiam members --help | cfiam groups --help
+  cfiam plan    FILE [--json] [--detailed-exitcode] [--group NAME]... [--concurrency N]
+  cfiam apply   FILE [--yes] [--json] [--group NAME]... [--concurrency N] [--log FILE.jsonl]
+  cfiam dump    ACCOUNT [GROUP...] [--json]
+  cfiam --help | cfiam members --help | cfiam groups --help | cfiam plan --help
 
 ACCOUNT is the 32-character account id. GROUP is a 32-character user group
 id or a group name (looked up with an exact match). Members are given as
@@ -772,6 +775,9 @@ local function main(argv, io_, cfiam)
   if area == nil or area == "--json" then return help(io_, opts, HELP, false) end
   if area == "-h" or area == "--help" or area == "help" then
     return help(io_, opts, HELP, true)
+  end
+  if area == "plan" or area == "apply" or area == "dump" then
+    return require("cfiam.cli_account").main(argv, io_)
   end
   local area_help = area == "members" and MEMBERS_HELP or area == "groups" and GROUPS_HELP
   if not area_help then

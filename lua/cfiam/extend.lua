@@ -14,7 +14,7 @@ local _VERSION = "0.1.0"
 
 local pairs, error, tostring, type = pairs, error, tostring, type
 
-local HELPERS = { "cfiam.members", "cfiam.resolve", "cfiam.groups" }
+local HELPERS = { "cfiam.members", "cfiam.resolve", "cfiam.groups", "cfiam.account" }
 
 -- cfiam.name(...): client:name(...) on the default client. The method is
 -- looked up on each call, so it is the one the transport installed.
@@ -61,6 +61,8 @@ return function(M)
       end
     end
   end
+  -- Not a client method: it reads a file or a table, and sends nothing.
+  M.load_desired = function(src) return require("cfiam.desired").load_desired(src) end
   require("cfiam.transport").install(M, methods)
   for _, fname in pairs(names) do M[fname] = on_default(M, fname) end
   return M

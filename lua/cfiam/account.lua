@@ -1,0 +1,795 @@
+--- cfiam.account: every group of an account from one desired state
+-- (cfiam.load_desired): plan_account, apply_account and dump_account.
+--
+-- A plan reads the account's groups once, then the account's members (once,
+-- shared by every group) and each named group's members, as many requests
+-- at a time as `concurrency` allows (client:request_many when the C module
+-- has it, one request after another otherwise). Listings are complete or
+-- an error: pages are read until one comes back short, and the members seen
+-- must be exactly total_count.
+--
+-- An apply writes each group by the difference (one POST of the additions,
+-- one DELETE per removal), so a member that no listing showed is never
+-- touched; it refuses to write anything when the plan has an error or a
+-- guard trips. One group's failure does not stop the others.
+local type, ipairs, pairs, tostring, tonumber, error, require =
+  type, ipairs, pairs, tostring, tonumber, error, require
+local format, lower = string.format, string.lower
+local ceil = math.ceil
+local concat, sort = table.concat, table.sort
+
+local A = require("cfiam.args")
+local I = require("cfiam.ids")
+local P = require("cfiam.pager")
+local D = require("cfiam.desired")
+local err_ = A.err
+
+local _M = {}
+
+local PLAN_OPTS = { concurrency = "number", groups = "table", progress = "function" }
+local APPLY_OPTS = { concurrency = "number", log = "function", progress = "function" }
+local DUMP_OPTS = { concurrency = "number", groups = "table" }
+
+local DEFAULT_CONCURRENCY = 8
+local MAX_CONCURRENCY = 64
+
+local function check_concurrency(c, fname)
+  if c == nil then return DEFAULT_CONCURRENCY end
+  if c ~= c or c < 1 or c > MAX_CONCURRENCY or c % 1 ~= 0 then
+    error(format("bad argument to '%s' (option concurrency: a whole number "
+      .. "from 1 to %d expected, got %s)", fname, MAX_CONCURRENCY, tostring(c)), 3)
+  end
+  return c
+end
+
+---------------------------------------------------------------------------
+-- Many requests: client:request_many when the C module has it, else one
+-- client:request after another (same results: out[i] = { result, meta } or
+-- { err }; a batch refused whole gives every call its error).
+---------------------------------------------------------------------------
+
+local function fetch_all(client, calls, concurrency)
+  if #calls == 0 then return {} end
+  if client.request_many then
+    local out, err = client:request_many(calls, { concurrency = concurrency })
+    if not out then
+      -- The whole batch failed (nothing sent, or a bad call): every call
+      -- carries that error.
+      out = {}
+      for i = 1, #calls do out[i] = { err = err } end
+    end
+    return out
+  end
+  local out = {}
+  for i, c in ipairs(calls) do
+    local res, meta = client:request(c[1], c[2], { query = c.query, ids = c.ids,
+      json = c.json, decode = c.decode })
+    if res == nil and type(meta) == "table" and meta.kind then
+      out[i] = { err = meta }
+    else
+      out[i] = { result = res, meta = meta }
+    end
+  end
+  return out
+end
+_M._fetch_all = fetch_all
+
+---------------------------------------------------------------------------
+-- Complete listings of many paged collections at once. Page 1 of each,
+-- then every page total_count calls for, then one page at a time while the
+-- last page came back full. on_done(spec, err, items) is called as each
+-- listing ends and may return more specs to list in the same rounds (the
+-- group listings once the account's groups are known). Each spec gets
+-- spec.index; returns out[index] = items and errs[index] = err.
+---------------------------------------------------------------------------
+
+local function list_all(client, specs, concurrency, on_done)
+  local st = {}
+  local function add(s)
+    st[#st + 1] = { spec = s, fetched = 0, items = {}, count = 0, total = nil,
+      seen = require("cfiam.core").idset(), done = false, ended = false,
+      max_pages = P.FALLBACK_MAX_PAGES }
+    s.index = #st
+  end
+  for _, s in ipairs(specs) do add(s) end
+  local out, errs = {}, {}
+  local function finish(i, err)
+    local l = st[i]
+    l.done = true
+    if err then errs[i] = err else out[i] = l.items end
+    if on_done then
+      local more = on_done(l.spec, err, l.items)
+      for _, s in ipairs(more or {}) do add(s) end
+    end
+  end
+  local function incomplete(i, msg)
+    local l = st[i]
+    finish(i, err_("incomplete", "listing " .. l.spec.what .. " " .. msg,
+      { count = l.count, total_count = l.total, pages = l.fetched }))
+  end
+  while true do
+    local calls, owner = {}, {}
+    for i, l in ipairs(st) do
+      if not l.done then
+        local last = l.fetched + 1
+        if l.fetched == 1 and l.total then
+          -- Every page total_count calls for; when it fills the last page
+          -- exactly, the (empty) page after it too, which must be read
+          -- to know the listing ended: one round trip less.
+          last = ceil(l.total / l.spec.per_page)
+          if l.total % l.spec.per_page == 0 then last = last + 1 end
+          if last < 2 then last = 2 end
+        end
+        if last > l.max_pages then last = l.max_pages end
+        if l.fetched >= l.max_pages then
+          incomplete(i, format("stopped after %d page%s with %d listed and more "
+            .. "to come%s", l.fetched, l.fetched == 1 and "" or "s", l.count,
+            l.total and format(", while the server's total_count says %d", l.total) or ""))
+        else
+          for page = l.fetched + 1, last do
+            local q = { page = page, per_page = l.spec.per_page }
+            for k, v in pairs(l.spec.query or {}) do q[k] = v end
+            calls[#calls + 1] = { "GET", l.spec.path, query = q, decode = l.spec.decode }
+            owner[#calls] = i
+          end
+        end
+      end
+    end
+    if #calls == 0 then break end
+    local res = fetch_all(client, calls, concurrency)
+    for n, r in ipairs(res) do
+      local i = owner[n]
+      local l = st[i]
+      if not l.done then
+        l.fetched = l.fetched + 1
+        local items = r.result
+        if r.err then
+          finish(i, r.err)
+        elseif items ~= nil and type(items) ~= "table" then
+          finish(i, err_("invalid_response", "listing " .. l.spec.what
+            .. ": result is not an array"))
+        else
+          items = items or {}
+          local info = type(r.meta) == "table" and r.meta.result_info
+          local total = type(info) == "table" and tonumber(info.total_count)
+          if total and l.fetched == 1 then
+            l.total = total
+            l.max_pages = ceil(total / l.spec.per_page) + 1
+            if l.max_pages < 2 then l.max_pages = 2 end
+          end
+          local raw = #items
+          if l.ended then
+            if raw > 0 then
+              incomplete(i, format("returned members on page %d after a short "
+                .. "page %d", l.fetched, l.ended))
+            end
+          else
+            local kept = l.seen:add_page(items)
+            if not kept then
+              finish(i, err_("invalid_response", "listing " .. l.spec.what
+                .. ": an item has no string id"))
+            else
+              for k = 1, kept do l.items[#l.items + 1] = items[k] end
+              l.count = l.count + kept
+              if raw < l.spec.per_page then l.ended = l.fetched end
+            end
+          end
+        end
+      end
+    end
+    -- A listing whose last page was short is complete once all its pages
+    -- of this round were read.
+    for i, l in ipairs(st) do
+      if not l.done and l.ended then
+        -- (either way: a server that miscounts cannot be trusted to have
+        -- listed everything)
+        if l.total and l.count ~= l.total then
+          incomplete(i, format("ended on page %d with %d listed, but the "
+            .. "server's total_count says %d", l.ended, l.count, l.total))
+        else
+          finish(i)
+        end
+      end
+    end
+  end
+  return out, errs
+end
+_M._list_all = list_all
+
+---------------------------------------------------------------------------
+-- Plans
+---------------------------------------------------------------------------
+
+local function sort_key(e)
+  return (e.email and lower(e.email) or "\255") .. "\0" .. e.id
+end
+
+-- Sorts entries by e-mail, then id. Listings come in e-mail order, so the
+-- usual case is a check that finds them sorted already.
+local function sorted(list)
+  local keys, in_order = {}, true
+  local prev
+  for i = 1, #list do
+    local e = list[i]
+    local k = sort_key(e)
+    keys[e] = k
+    if prev and k < prev then in_order = false end
+    prev = k
+  end
+  if not in_order then
+    sort(list, function(a, b) return keys[a] < keys[b] end)
+  end
+  return list
+end
+
+local function copy(e)
+  return { id = e.id, email = e.email, status = e.status }
+end
+
+-- The account's member index from a listing.
+local function index_of(list)
+  local index = { by_id = {}, by_email = {} }
+  for _, m in ipairs(list) do
+    local e = I.entry(m)
+    index.by_id[e.id] = e
+    if e.email and not index.by_email[lower(e.email)] then
+      index.by_email[lower(e.email)] = e
+    end
+  end
+  return index
+end
+
+-- Resolves a list of ids and addresses: entries, and the places of the
+-- unknown ones.
+local function resolve(index, list, where, lines, source)
+  local entries, unknown, places, seen = {}, {}, {}, {}
+  for i, v in ipairs(list) do
+    local e = I.is_email(v) and index.by_email[lower(v)] or index.by_id[v]
+    if e then
+      if not seen[e.id] then seen[e.id] = true; entries[#entries + 1] = e end
+    else
+      unknown[#unknown + 1] = v
+      local line = lines and lines[i]
+      places[#places + 1] = format("%s%s: %s", source and line and
+        (source .. ":" .. line .. ": ") or "", where[i], v)
+    end
+  end
+  return entries, unknown, places
+end
+
+local function unknown_error(account, unknown, places)
+  local shown = {}
+  for i = 1, #places do
+    if i > 5 then
+      shown[#shown + 1] = format("and %d more", #places - 5)
+      break
+    end
+    shown[#shown + 1] = places[i]
+  end
+  return err_("invalid_argument", format("%d %s not a member of account %s: %s",
+    #unknown, #unknown == 1 and "entry is" or "entries are", account,
+    concat(shown, "; ")), { unknown = unknown })
+end
+
+local function plural(n, word)
+  return format("%d %s%s", n, word, n == 1 and "" or "s")
+end
+
+-- One group's plan from its desired entries and its current members.
+local function plan_group(g, desired, current, protected, account)
+  local want = {}
+  for _, e in ipairs(desired) do want[e.id] = true end
+  local p = { key = g.key, name = g.name, id = g.id, create = g.create_needed or false,
+    max_removals = g.max_removals, allow_empty = g.allow_empty,
+    ignore_pending = g.ignore_pending,
+    add = {}, remove = {}, keep = {}, ignored = {} }
+  local have, stay = {}, 0
+  for _, m in ipairs(current) do
+    local e = I.entry(m)
+    have[e.id] = true
+    if want[e.id] then
+      p.keep[#p.keep + 1] = e
+      stay = stay + 1
+    elseif g.ignore_pending and e.status == "pending" then
+      p.ignored[#p.ignored + 1] = e
+      stay = stay + 1
+    else
+      p.remove[#p.remove + 1] = e
+    end
+  end
+  for _, e in ipairs(desired) do
+    if not have[e.id] then
+      if g.ignore_pending and e.status == "pending" then
+        p.ignored[#p.ignored + 1] = copy(e)
+      else
+        p.add[#p.add + 1] = copy(e)
+      end
+    end
+  end
+  sorted(p.add); sorted(p.remove); sorted(p.keep); sorted(p.ignored)
+  local label = p.name and A.quote(p.name) or p.id
+  local hit = {}
+  for _, e in ipairs(p.remove) do
+    if protected[e.id] then hit[#hit + 1] = e.email or e.id end
+  end
+  if #hit > 0 then
+    p.guard = err_("guard", format("the plan removes protected member%s %s "
+      .. "from group %s", #hit == 1 and "" or "s", concat(hit, ", "), label))
+  elseif #p.remove > 0 and stay + #p.add == 0 and not g.allow_empty then
+    p.guard = err_("guard", format("the plan empties group %s (%s removed); "
+      .. "set allow_empty: true to mean that", label, plural(#p.remove, "member")))
+  elseif #p.remove > g.max_removals then
+    p.guard = err_("guard", format("the plan removes %d members from group %s, "
+      .. "more than max_removals (%s)", #p.remove, label, tostring(g.max_removals)))
+  end
+  if p.guard then p.guard.account = account end
+  p.changes = #p.add + #p.remove > 0 or p.create
+  return p
+end
+
+-- One line for a plan's counts (plan.summary.line).
+local function summary_line(plan)
+  local s = plan.summary
+  local line = format("%s change%s: %d to add, %d to remove; %s unchanged",
+    plural(s.change, "group"), s.change == 1 and "s" or "",
+    s.add, s.remove, plural(s.unchanged, "group"))
+  if s.create > 0 then line = line .. format("; %d to create", s.create) end
+  if s.failed > 0 then line = line .. format("; %d failed", s.failed) end
+  if s.refused > 0 then line = line .. format("; %d refused", s.refused) end
+  return line
+end
+
+local function summarise(plan)
+  local s = { groups = #plan.groups, change = 0, create = 0, add = 0, remove = 0,
+    unchanged = 0, failed = 0, refused = 0 }
+  for _, g in ipairs(plan.groups) do
+    if g.error then
+      s.failed = s.failed + 1
+    else
+      if g.changes then s.change = s.change + 1 else s.unchanged = s.unchanged + 1 end
+      if g.create then s.create = s.create + 1 end
+      s.add, s.remove = s.add + #g.add, s.remove + #g.remove
+      if g.guard then s.refused = s.refused + 1 end
+    end
+  end
+  plan.summary = s
+  s.line = summary_line(plan)
+  return s
+end
+
+local function select_groups(cfg, only)
+  if not only then return cfg.groups end
+  local by, out = {}, {}
+  for _, g in ipairs(cfg.groups) do by[g.key] = g end
+  for i = 1, #only do
+    local name = only[i]
+    if type(name) ~= "string" then
+      error(format("bad argument to 'plan_account' (option groups[%d]: string "
+        .. "expected, got %s)", i, type(name)), 3)
+    end
+    local g = by[name] or by[lower(name)]
+    if not g then
+      return nil, err_("invalid_argument", format("group %s is not in the "
+        .. "desired state", A.quote(name)))
+    end
+    if not out[g] then out[g] = true; out[#out + 1] = g end
+  end
+  return out
+end
+
+local function members_path(account, group)
+  return "/accounts/" .. account .. "/iam/user_groups/" .. group .. "/members"
+end
+
+--- Computes what an apply would do for every group of the desired state.
+-- syntax: plan, err = client:plan_account(cfg [, opts])
+-- cfg: what cfiam.load_desired returns, or a table it accepts. opts:
+-- concurrency (1-64, default 8), groups (only these keys of the file),
+-- progress (function(done, total), called as group listings complete).
+-- @return plan = { account, groups = { sorted by name: { key, name, id,
+--   create, add, remove, keep, ignored, guard?, changes } }, refused =
+--   { guard errors }, summary }, or nil, err (err.plan holds the partial
+--   plan when some groups failed; err.failed names them).
+function _M.plan_account(client, cfg, opts)
+  opts = A.check_opts(opts, PLAN_OPTS, "plan_account")
+  local concurrency = check_concurrency(opts.concurrency, "plan_account")
+  if type(cfg) ~= "table" then
+    error("bad argument to 'plan_account' (cfg: table expected, got " .. type(cfg) .. ")", 2)
+  end
+  local desired, err = D.load_desired(cfg)
+  if not desired then return nil, err end
+  local chosen
+  chosen, err = select_groups(desired, opts.groups)
+  if not chosen then return nil, err end
+  local account = desired.account
+  local plan = { account = account, source = desired.source, groups = {}, refused = {} }
+  local groups, spec_of = {}, {}
+  for _, g in ipairs(chosen) do
+    groups[#groups + 1] = { key = g.key, name = g.name, id = g.id, cfg = g }
+  end
+  local total, done = #groups, 0
+  local progress = opts.progress
+  local listing_err
+  -- Once the account's groups are known: each group found, and a listing
+  -- of its members in the same rounds as the account's members.
+  local function resolve_groups(list)
+    local by_name, by_id = {}, {}
+    for _, g in ipairs(list) do
+      if type(g.name) ~= "string" or type(g.id) ~= "string" then
+        listing_err = err_("invalid_response", "listing the user groups of account "
+          .. account .. ": a group has no string id or name")
+        return
+      end
+      local same = by_name[g.name] or {}
+      same[#same + 1] = g
+      by_name[g.name] = same
+      by_id[lower(g.id)] = g
+    end
+    local more, seen = {}, {}
+    for _, p in ipairs(groups) do
+      local g = p.cfg
+      if g.id then
+        local found = by_id[g.id]
+        if found then p.name = found.name
+        else
+          p.error = err_("not_found", format("no user group with id %s in account %s",
+            g.id, account))
+        end
+      else
+        local found = by_name[g.name] or {}
+        if #found == 1 then
+          p.id = lower(found[1].id)
+        elseif #found > 1 then
+          p.error = err_("invalid_argument", format("%d user groups are named %s in "
+            .. "account %s; use the group id", #found, A.quote(g.name), account))
+        elseif g.create then
+          p.create_needed = true
+        else
+          p.error = err_("not_found", format("no user group named %s in account %s "
+            .. "(set create: true to create it)", A.quote(g.name), account))
+        end
+      end
+      if p.id then
+        if seen[p.id] then
+          p.error = err_("invalid_argument", format("group %s is named twice in the "
+            .. "desired state (as %s and %s)", p.id, A.quote(seen[p.id]), A.quote(g.key)))
+        else
+          seen[p.id] = g.key
+          local spec = { path = members_path(account, p.id), decode = "members",
+            per_page = P.GROUP_PAGE, what = "the members of group " .. p.id }
+          more[#more + 1] = spec
+          spec_of[spec] = p
+        end
+      end
+      if p.error or p.create_needed then done = done + 1 end
+    end
+    if progress then progress(done, total) end
+    return more
+  end
+  local groups_spec = { path = "/accounts/" .. account .. "/iam/user_groups",
+    per_page = P.GROUP_PAGE, what = "the user groups of account " .. account }
+  local account_spec = { path = "/accounts/" .. account .. "/members", decode = "members",
+    per_page = P.ACCOUNT_PAGE, what = "the members of account " .. account }
+  local lists, errs = list_all(client, { groups_spec, account_spec }, concurrency,
+    function(spec, e, items)
+      if spec == groups_spec then
+        if not e then return resolve_groups(items) end
+      elseif spec_of[spec] then
+        local p = spec_of[spec]
+        p.current, p.error = items, e
+        done = done + 1
+        if progress then progress(done, total) end
+      end
+    end)
+  if errs[groups_spec.index] then return nil, errs[groups_spec.index] end
+  if listing_err then return nil, listing_err end
+  if errs[account_spec.index] then return nil, errs[account_spec.index] end
+  local index = index_of(lists[account_spec.index])
+  local protected = {}
+  local pe, unknown, places = resolve(index, desired.protect,
+    desired.protect_where or {}, nil, desired.source)
+  if #unknown > 0 then return nil, unknown_error(account, unknown, places) end
+  for _, e in ipairs(pe) do protected[e.id] = true end
+  local failed, first_err = {}, nil
+  for _, p in ipairs(groups) do
+    local g = p.cfg
+    if not p.error then
+      local entries
+      entries, unknown, places = resolve(index, g.members, g.member_where,
+        g.member_lines, desired.source)
+      if #unknown > 0 then
+        p.error = unknown_error(account, unknown, places)
+      else
+        local q = plan_group({ key = g.key, name = p.name, id = p.id,
+          create_needed = p.create_needed, max_removals = g.max_removals,
+          allow_empty = g.allow_empty, ignore_pending = g.ignore_pending },
+          entries, p.current or {}, protected, account)
+        for k, v in pairs(q) do p[k] = v end
+      end
+    end
+    p.cfg, p.current, p.create_needed = nil, nil, nil
+    if p.error then
+      p.add, p.remove, p.keep, p.ignored = {}, {}, {}, {}
+    end
+  end
+  sort(groups, function(a, b)
+    local x, y = a.name or a.id or a.key, b.name or b.id or b.key
+    if x ~= y then return x < y end
+    return (a.id or "") < (b.id or "")
+  end)
+  plan.groups = groups
+  for _, p in ipairs(groups) do
+    if p.error then
+      failed[#failed + 1] = p.name or p.key
+      first_err = first_err or p.error
+    elseif p.guard then
+      plan.refused[#plan.refused + 1] = p.guard
+    end
+  end
+  summarise(plan)
+  if #failed > 0 then
+    plan.failed = failed
+    return nil, err_(first_err.kind, format("planning account %s: %s of %d "
+      .. "failed: %s", account, plural(#failed, "group"), #groups,
+      tostring(first_err.message)), { plan = plan, failed = failed,
+      status = first_err.status, ray_id = first_err.ray_id,
+      unknown = first_err.unknown })
+  end
+  return plan
+end
+
+---------------------------------------------------------------------------
+-- Apply
+---------------------------------------------------------------------------
+
+local function ids_of(list)
+  local out = {}
+  for i, e in ipairs(list) do out[i] = e.id end
+  return out
+end
+
+local function now_iso()
+  return os.date("!%Y-%m-%dT%H:%M:%SZ")
+end
+
+-- Creates a group: the client's create_group when it has one, else one
+-- POST (same request). Returns the group's id or nil, err.
+local function create_group(client, account, name)
+  if client.create_group then
+    local g, err = client:create_group(account, { name = name })
+    if not g then return nil, err end
+    return lower(g.id)
+  end
+  local body = require("cjson").new().encode({ name = name })
+  local g, err = client:request("POST", "/accounts/" .. account .. "/iam/user_groups",
+    { json = body })
+  if not g then return nil, err end
+  if type(g) ~= "table" or type(g.id) ~= "string" then
+    return nil, err_("invalid_response", "creating group " .. A.quote(name)
+      .. ": the answer has no group id")
+  end
+  return lower(g.id)
+end
+
+--- Applies a plan from plan_account: every group by the difference.
+-- syntax: result, err = client:apply_account(plan [, opts])
+-- opts: concurrency (1-64, default 8), log (function(record), called once
+-- per group written, record = { time, account, group_id, group_name,
+-- created, added, removed, outcome, ray_id, error? }), progress
+-- (function(done, total)).
+-- @return result = { groups = { { name, id, outcome = "written" |
+--   "partial" | "failed" | "unchanged", created, added, removed, errors } },
+--   written, failed }, or nil, err: kind "guard" (refused; nothing
+--   written; err.plan), or the first failure's kind with err.result when a
+--   group failed (the others were written).
+function _M.apply_account(client, plan, opts)
+  opts = A.check_opts(opts, APPLY_OPTS, "apply_account")
+  local concurrency = check_concurrency(opts.concurrency, "apply_account")
+  if type(plan) ~= "table" or type(plan.groups) ~= "table" or type(plan.account) ~= "string" then
+    error("bad argument to 'apply_account' (plan: a plan from plan_account expected)", 2)
+  end
+  local account = plan.account
+  if plan.failed and #plan.failed > 0 then
+    return nil, err_("invalid_argument", format("not applied: the plan has "
+      .. "failed groups (%s); nothing written", concat(plan.failed, ", ")), { plan = plan })
+  end
+  local refused = {}
+  for _, g in ipairs(plan.groups) do
+    if g.error then
+      return nil, err_("invalid_argument", "not applied: the plan of group "
+        .. A.quote(g.name or g.key) .. " failed; nothing written", { plan = plan })
+    end
+    if g.guard then refused[#refused + 1] = g.guard end
+  end
+  if #refused > 0 then
+    local msgs = {}
+    for _, e in ipairs(refused) do msgs[#msgs + 1] = e.message end
+    return nil, err_("guard", format("not applied, nothing written: %s",
+      concat(msgs, "; ")), { plan = plan, refused = refused })
+  end
+  local results, pending = {}, {}
+  for _, g in ipairs(plan.groups) do
+    local r = { name = g.name, id = g.id, key = g.key, outcome = "unchanged",
+      created = false, added = {}, removed = {}, errors = {}, ray_ids = {},
+      planned = #g.add + #g.remove }
+    results[#results + 1] = r
+    if g.changes then pending[#pending + 1] = { g = g, r = r } end
+  end
+  local total, done = #pending, 0
+  if opts.progress then opts.progress(0, total) end
+  -- Groups to create first (their ids are needed for the members).
+  for _, w in ipairs(pending) do
+    if w.g.create then
+      local id, err = create_group(client, account, w.g.name)
+      if id then
+        w.r.id, w.r.created = id, true
+      else
+        w.r.errors[#w.r.errors + 1] = err
+        w.failed = true
+      end
+    end
+  end
+  -- Then every addition and removal of every group, in one batch.
+  local calls, owner = {}, {}
+  for _, w in ipairs(pending) do
+    if not w.failed then
+      local path = members_path(account, w.r.id)
+      if #w.g.add > 0 then
+        calls[#calls + 1] = { "POST", path, ids = ids_of(w.g.add), decode = "members" }
+        owner[#calls] = { w = w, op = "add" }
+      end
+      for _, e in ipairs(w.g.remove) do
+        calls[#calls + 1] = { "DELETE", path .. "/" .. e.id }
+        owner[#calls] = { w = w, op = "remove", id = e.id }
+      end
+    end
+  end
+  local res = fetch_all(client, calls, concurrency)
+  for n, out in ipairs(res) do
+    local o = owner[n]
+    local r = o.w.r
+    local meta = out.meta or (out.err and out.err)
+    if type(meta) == "table" and meta.ray_id then r.ray_ids[#r.ray_ids + 1] = meta.ray_id end
+    local gone = out.err and out.err.kind == "not_found" and o.op == "remove"
+    if out.err and not gone then
+      r.errors[#r.errors + 1] = out.err
+    elseif o.op == "add" then
+      r.added = ids_of(o.w.g.add)
+    else
+      r.removed[#r.removed + 1] = o.id
+    end
+  end
+  local written, failed, first_err = 0, {}, nil
+  for _, w in ipairs(pending) do
+    local r = w.r
+    local did = #r.added + #r.removed
+    if #r.errors == 0 then
+      r.outcome = "written"
+      written = written + 1
+    else
+      r.outcome = (did > 0 or r.created) and "partial" or "failed"
+      failed[#failed + 1] = r.name or r.key
+      first_err = first_err or r.errors[1]
+    end
+    sort(r.removed)
+    done = done + 1
+    if opts.progress then opts.progress(done, total) end
+    if opts.log then
+      local last = r.errors[1]
+      opts.log({ time = now_iso(), account = account, group_id = r.id,
+        group_name = r.name, created = r.created, added = r.added,
+        removed = r.removed, outcome = r.outcome,
+        ray_id = (last and last.ray_id) or r.ray_ids[1], ray_ids = r.ray_ids,
+        error = last and tostring(last.message) or nil })
+    end
+  end
+  local result = { account = account, groups = results, written = written,
+    failed = #failed }
+  if #failed > 0 then
+    return nil, err_(first_err.kind, format("applying to account %s: %s of %d "
+      .. "failed (%s), %d written: %s", account, plural(#failed, "group"), total,
+      concat(failed, ", "), written, tostring(first_err.message)),
+      { result = result, failed = failed, status = first_err.status,
+        ray_id = first_err.ray_id })
+  end
+  return result
+end
+
+---------------------------------------------------------------------------
+-- Dump
+---------------------------------------------------------------------------
+
+--- What the account's groups hold now, as a desired state that a plan
+-- reports as no changes.
+-- syntax: state, err = client:dump_account(account [, opts])
+-- opts: groups (names or ids; default every group), concurrency.
+-- @return { account, groups = { sorted: { key, name, id, members = {
+--   sorted addresses, or ids where the account knows no address } } } },
+--   or nil, err.
+function _M.dump_account(client, account, opts)
+  A.check_string(account, "account", "dump_account")
+  opts = A.check_opts(opts, DUMP_OPTS, "dump_account")
+  local concurrency = check_concurrency(opts.concurrency, "dump_account")
+  local err = A.check_id(account, "account")
+  if err then return nil, err end
+  account = lower(account)
+  local lists, errs = list_all(client, { { path = "/accounts/" .. account
+    .. "/iam/user_groups", per_page = P.GROUP_PAGE,
+    what = "the user groups of account " .. account } }, concurrency)
+  if errs[1] then return nil, errs[1] end
+  local all, count = {}, {}
+  for _, g in ipairs(lists[1]) do
+    if type(g.name) ~= "string" or type(g.id) ~= "string" then
+      return nil, err_("invalid_response", "listing the user groups of account "
+        .. account .. ": a group has no string id or name")
+    end
+    all[#all + 1] = { id = lower(g.id), name = g.name }
+    count[g.name] = (count[g.name] or 0) + 1
+  end
+  local chosen = all
+  if opts.groups then
+    chosen = {}
+    local taken = {}
+    for i = 1, #opts.groups do
+      local want = opts.groups[i]
+      if type(want) ~= "string" then
+        error(format("bad argument to 'dump_account' (option groups[%d]: string "
+          .. "expected, got %s)", i, type(want)), 2)
+      end
+      local hit
+      for _, g in ipairs(all) do
+        if g.id == lower(want) or g.name == want then
+          if hit and hit ~= g then
+            return nil, err_("invalid_argument", format("%d user groups are named "
+              .. "%s in account %s; use the group id", count[want], A.quote(want), account))
+          end
+          hit = g
+        end
+      end
+      if not hit then
+        return nil, err_("not_found", format("no user group %s in account %s",
+          A.quote(want), account))
+      end
+      if not taken[hit] then taken[hit] = true; chosen[#chosen + 1] = hit end
+    end
+  end
+  local specs = {}
+  for i, g in ipairs(chosen) do
+    specs[i] = { path = members_path(account, g.id), decode = "members",
+      per_page = P.GROUP_PAGE, what = "the members of group " .. g.id }
+  end
+  specs[#specs + 1] = { path = "/accounts/" .. account .. "/members", decode = "members",
+    per_page = P.ACCOUNT_PAGE, what = "the members of account " .. account }
+  lists, errs = list_all(client, specs, concurrency)
+  for i = 1, #specs do
+    if errs[i] then return nil, errs[i] end
+  end
+  local index = index_of(lists[#specs])
+  local out = { account = account, groups = {} }
+  for i, g in ipairs(chosen) do
+    local entries = {}
+    for _, m in ipairs(lists[i]) do
+      local e = I.entry(m)
+      local known = index.by_id[e.id]
+      -- An address only when it leads back to this very member.
+      local email = known and known.email
+      if email and index.by_email[lower(email)] ~= known then email = nil end
+      entries[#entries + 1] = { id = e.id, email = email }
+    end
+    sorted(entries)
+    local members = {}
+    for k, e in ipairs(entries) do members[k] = e.email or e.id end
+    -- A name shared by several groups, or that reads as an id, is written
+    -- as the id.
+    local by_id = count[g.name] > 1 or require("cfiam").is_id(g.name)
+    out.groups[#out.groups + 1] = { key = by_id and g.id or g.name, name = g.name,
+      id = g.id, members = members }
+  end
+  sort(out.groups, function(a, b)
+    if a.name ~= b.name then return a.name < b.name end
+    return a.id < b.id
+  end)
+  return out
+end
+
+return _M
