@@ -188,7 +188,7 @@ describe("request_many", function()
       assert.has_error(function() c:request_many({ good, "GET" }) end,
         "bad argument to 'request_many' (calls[2]: table { method, path, ... } expected, got string)")
       assert.has_error(function() c:request_many({ { "GET", MEMBERS, query = { a = {} } } }) end,
-        "calls[1]: query value 'a' must be a string, number or boolean")
+        'calls[1]: query value "a" must be a string, number or boolean')
       assert.has_error(function() c:request_many({ { "POST", MEMBERS, json = {} } }) end,
         "bad argument to 'request_many' (calls[1]: option 'json' must be a string, got table)")
       assert.has_error(function() c:request_many({ { "GET", MEMBERS, qery = {} } }) end,
