@@ -626,7 +626,7 @@ end
 -- unsent.
 local PROBE_POLL = 0.005 -- seconds between looks while a probe is out
 
-local spawn, wait_thread = ngx.thread and ngx.thread.spawn, ngx.thread and ngx.thread.wait
+local wait_thread = join
 local many_core -- require "cfiam.core", on first use (loaded by the C module)
 
 -- Waits until the batch's hold and the quota let one more request go:
