@@ -1008,3 +1008,49 @@ describe("the group calls under nginx", function()
     assert.same({ "Directory", "New team", "Operations" }, names)
   end)
 end)
+
+describe("the shared budget learns the quota from the headers", function()
+  -- Two workers, a new client per call (so no pacer of the C core has seen
+  -- an answer before): only the reading kept in the lua_shared_dict, taken
+  -- from every answer's Ratelimit header and counted down per request sent,
+  -- keeps the token within the emulator's quota.
+  local emu, srv, A, g
+  setup(function()
+    local seed, ids = emulator.seed{ members = 3, groups = { { name = "G", members = 2 } } }
+    A, g = ids.account, ids.groups.G
+    emu = emulator.start{ seed = seed }
+    srv = nginx.start{ workers = 2, http = "lua_shared_dict cfiam 1m;", server = [[
+      location = /q { content_by_lua_block {
+        local c = require("cfiam").new{ base_url = "]] .. emu.base_url .. [[",
+          api_token = "test-token", shared_dict = "cfiam", max_retries = 0, timeout = 15 }
+        local r, err = c:request("GET", "/accounts/]] .. A .. [[/iam/user_groups/]] .. g.id
+          .. [[/members")
+        ngx.say(ngx.worker.pid(), " ", r and "ok" or tostring(err))
+      } }
+    ]] }
+  end)
+  teardown(function()
+    if srv then srv:stop() end
+    if emu then emu:stop() end
+  end)
+
+  it("15 calls over two workers within a quota of 10 per 5 s: no 429", function()
+    emu:admin("POST", "/quota", { limit = 10, window = 5 })
+    local pending = {}
+    for i = 1, 15 do pending[i] = nginx.send(srv.port, "/q") end
+    local res = nginx.wait_all(pending, 30)
+    local pids, wrong = {}, {}
+    for i, r in ipairs(res) do
+      local pid, out = (r.body or ""):match("^(%d+) (.-)\n$")
+      if pid then pids[pid] = true end
+      if r.status ~= 200 or out ~= "ok" then
+        wrong[#wrong + 1] = i .. ": " .. tostring(r.status) .. " " .. tostring(r.body)
+      end
+    end
+    local npids = 0
+    for _ in pairs(pids) do npids = npids + 1 end
+    assert.equal(2, npids)                             -- both workers called
+    assert.same({}, wrong)
+    assert.equal(0, emu:stats().rate_limited)
+  end)
+end)

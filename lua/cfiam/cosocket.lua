@@ -414,14 +414,16 @@ end
 -- workers count their requests in that lua_shared_dict, per token (keyed
 -- by an MD5 of the credentials, never the credentials), as a sliding
 -- window (the previous window weighted by how much of it still overlaps).
--- A request that would take the count over `soft` x limit waits with
--- ngx.sleep until it fits; a wait beyond RETRY_CAP seconds, or beyond what
+-- The quota that the answers' Ratelimit headers give is kept there too
+-- (quota_take). A request that would take the count over `soft` x limit,
+-- or beyond that quota, waits with ngx.sleep until it fits; a wait beyond RETRY_CAP seconds, or beyond what
 -- is left of the attempt's timeout, fails at once with kind
 -- "rate_limited" and err.retry_after, as a long Retry-After does in the C
 -- core. A 429 answer stops every worker using the token for its
 -- Retry-After (or the C core's backoff).
 local BUDGET = { limit = 1200, window = 300, soft = 0.9 }
 local RETRY_CAP = 60
+local PROBE_WAIT = 0.005 -- seconds between looks while the probe is out
 local budget_keys = setmetatable({}, { __mode = "k" })
 
 --- Changes the budget: { limit = 1200, window = 300 (seconds), soft = 0.9
@@ -458,8 +460,30 @@ local function budget_key(client, req)
   return key
 end
 
+-- The quota the answers' Ratelimit headers give, shared by the workers:
+-- key.."rl" the requests left (decremented per request sent, expires at
+-- the reset), key.."rlat" that reset (absolute), key.."rlseen" an answer
+-- came in this window (without it one request, holding key.."rlprobe",
+-- goes first and the others wait for its answer). Returns the seconds to
+-- wait (0: go) and how: "took" (one request counted), "probe", "used up".
+local function quota_take(dict, key, t, timeout)
+  if dict:get(key .. "rl") then
+    local n = dict:incr(key .. "rl", -1)
+    if n and n >= 0 then return 0, "took" end
+    if n then
+      dict:incr(key .. "rl", 1) -- not sent: not counted
+      local wait = (dict:get(key .. "rlat") or t) - t
+      return wait > 0.001 and wait or 0.001, "used up"
+    end -- expired meanwhile: the window has reset
+  end
+  if dict:get(key .. "rlseen") then return 0 end
+  if dict:add(key .. "rlprobe", true, timeout) then return 0, "probe" end
+  return PROBE_WAIT
+end
+
 -- Waits until one more request fits, by `deadline` at the latest;
--- returns true or nil, err.
+-- returns true (and true when the request is the quota's probe) or nil,
+-- err.
 local function budget_take(client, cfg, req, attempt, deadline)
   local dict, key = budget_dict(cfg), budget_key(client, req)
   local W, soft = BUDGET.window, BUDGET.limit * BUDGET.soft
@@ -467,6 +491,8 @@ local function budget_take(client, cfg, req, attempt, deadline)
     update_time()
     local t = now()
     local wait = (dict:get(key .. "until") or 0) - t
+    local how
+    if wait <= 0 then wait, how = quota_take(dict, key, t, cfg.timeout) end
     if wait <= 0 then
       local w = floor(t / W)
       local into = t - w * W
@@ -474,8 +500,10 @@ local function budget_take(client, cfg, req, attempt, deadline)
       local prev = dict:get(key .. (w - 1)) or 0
       if prev * (1 - into / W) + cur + 1 <= soft then
         dict:incr(key .. w, 1, 0, 2 * W + 1)
-        return true
+        return true, how == "probe"
       end
+      if how == "probe" then dict:delete(key .. "rlprobe") end
+      if how == "took" then dict:incr(key .. "rl", 1) end -- not sent
       if cur + 1 > soft or prev <= 0 then
         wait = W - into -- not before the next window
       else -- when prev's remaining weight lets one more in
@@ -485,7 +513,11 @@ local function budget_take(client, cfg, req, attempt, deadline)
     end
     if wait > RETRY_CAP or t + wait > deadline then
       return nil, require("cfiam.core").error({ kind = "rate_limited",
-        message = fmt("the shared request budget of this token is used up "
+        message = how == "used up" and fmt("the quota of this token is used up (its "
+          .. "Ratelimit header, kept in lua_shared_dict %s); retry after "
+          .. "%.0f s%s", cfg.shared_dict, wait,
+          wait > RETRY_CAP and "" or " (beyond the timeout of this call)")
+          or fmt("the shared request budget of this token is used up "
           .. "(%d requests per %d s, lua_shared_dict %s); retry after %.0f s"
           .. "%s", BUDGET.limit, W, cfg.shared_dict, wait,
           wait > RETRY_CAP and "" or " (beyond the timeout of this call)"),
@@ -494,6 +526,26 @@ local function budget_take(client, cfg, req, attempt, deadline)
     end
     sleep(wait)
   end
+end
+
+-- After an answer: the quota's reading (client:ratelimit(), which the C
+-- core takes from the Ratelimit headers) for every worker, the lower
+-- count kept within a window (requests in flight may not be in it yet).
+local function quota_note(client, cfg, req, probe)
+  local dict, key = budget_dict(cfg), budget_key(client, req)
+  local r = client:ratelimit()
+  if r and r.reset > 0 then
+    update_time()
+    local left = dict:get(key .. "rl")
+    if not left or r.remaining < left then
+      dict:set(key .. "rl", r.remaining, r.reset)
+      dict:set(key .. "rlat", now() + r.reset, r.reset)
+    end
+    dict:set(key .. "rlseen", true, r.reset)
+  elseif not r then -- no quota announced: no probing for a while
+    dict:set(key .. "rlseen", true, RETRY_CAP)
+  end
+  if probe then dict:delete(key .. "rlprobe") end
 end
 
 -- After a 429: every worker holds off for the time the answer asked for.
@@ -566,18 +618,22 @@ local function run(client, req)
     update_time()
     local started = now()
     local deadline = started + cfg.timeout -- the budget's wait counts too
+    local probe
     if shared then
       local ok, berr = budget_take(client, cfg, req, attempt, deadline)
       if not ok then return nil, berr end
+      probe = berr
     end
     local status, headers, body = exchange(cfg, req, wire, started, deadline)
     local res, second, wait
     if status then
       res, second, wait = core.outcome(client, req.decode, attempt, status,
         headers, body)
+      if shared then quota_note(client, cfg, req, probe) end
       if res ~= nil then return res, second end -- result, meta
       if shared then budget_note(client, cfg, req, second, wait) end
     else
+      if probe then budget_dict(cfg):delete(budget_key(client, req) .. "rlprobe") end
       second, wait = select(2, core.failure(client, headers, body, attempt))
     end
     if wait == nil then return nil, second end
