@@ -1053,4 +1053,16 @@ describe("the shared budget learns the quota from the headers", function()
     assert.same({}, wrong)
     assert.equal(0, emu:stats().rate_limited)
   end)
+
+  it("a quota used up beyond the call's timeout fails at once, unsent", function()
+    emu:admin("POST", "/quota", { limit = 2, window = 60 })
+    emu:clear_requests()
+    local out = {}
+    for i = 1, 3 do out[i] = select(2, srv:get("/q", 30)) end
+    assert.matches(" ok\n$", out[1])
+    assert.matches(" ok\n$", out[2])
+    assert.matches("rate_limited: the quota of this token is used up", out[3], 1, true)
+    assert.equal(2, #emu:requests())                   -- the third was not sent
+    assert.equal(0, emu:stats().rate_limited)
+  end)
 end)
