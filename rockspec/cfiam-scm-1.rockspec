@@ -56,6 +56,7 @@ build = {
     ["cfiam.desired"] = "lua/cfiam/desired.lua",
     ["cfiam.account"] = "lua/cfiam/account.lua",
     ["cfiam.cli_account"] = "lua/cfiam/cli_account.lua",
+    ["cfiam.cli_out"] = "lua/cfiam/cli_out.lua",
   },
   install = {
     bin = { cfiam = "bin/cfiam" },

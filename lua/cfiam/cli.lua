@@ -20,12 +20,12 @@
 -- environment variable CFIAM_TTY=1 (or 0) overrides the probe, so tests
 -- and wrappers can drive the prompt through a pipe. The answer is read
 -- from standard input; without a terminal `sync` writes only with --yes.
-local type, ipairs, pairs, tostring, tonumber, getmetatable, setmetatable =
-  type, ipairs, pairs, tostring, tonumber, getmetatable, setmetatable
-local require, pcall, next = require, pcall, next
-local concat, sort = table.concat, table.sort
-local format, lower, gsub, byte = string.format, string.lower, string.gsub, string.byte
-local io, os = io, os
+local type, ipairs, tostring, tonumber, getmetatable, setmetatable =
+  type, ipairs, tostring, tonumber, getmetatable, setmetatable
+local require, pcall = require, pcall
+local concat = table.concat
+local format, lower = string.format, string.lower
+local io = io
 
 local _M = {}
 
@@ -147,103 +147,18 @@ Exit status: 0 success, 1 API or network error, 2 usage error, invalid
 argument, conflict, refused guard or a delete not confirmed.
 ]]
 
----------------------------------------------------------------------------
--- JSON output. A private cjson instance encodes strings and numbers; the
--- structure is written here so that empty arrays come out as [] (cjson
--- writes an empty table as {}). Tables marked with OBJECT are objects.
----------------------------------------------------------------------------
-
-local OBJECT = {}
-local function object(t) return setmetatable(t, OBJECT) end
-
-local cjson
-local huge = math.huge
-
--- A number as JSON: null for what JSON cannot hold (inf, nan).
-local function encode_number(v)
-  if v ~= v or v == huge or v == -huge then return "null" end
-  return cjson.encode(v)
-end
-
-local function encode(v, out)
-  local t = type(v)
-  if t == "table" then
-    if getmetatable(v) ~= OBJECT and (v[1] ~= nil or next(v) == nil) then
-      out[#out + 1] = "["
-      for i = 1, #v do
-        if i > 1 then out[#out + 1] = "," end
-        encode(v[i], out)
-      end
-      out[#out + 1] = "]"
-    else
-      local keys = {}
-      for k in pairs(v) do keys[#keys + 1] = tostring(k) end
-      sort(keys)
-      out[#out + 1] = "{"
-      for i, k in ipairs(keys) do
-        if i > 1 then out[#out + 1] = "," end
-        out[#out + 1] = cjson.encode(k)
-        out[#out + 1] = ":"
-        encode(v[k], out)
-      end
-      out[#out + 1] = "}"
-    end
-  elseif t == "number" then
-    out[#out + 1] = encode_number(v)
-  elseif t == "string" or t == "boolean" then
-    out[#out + 1] = cjson.encode(v)
-  else
-    out[#out + 1] = "null"
-  end
-end
-
-local function json(v)
-  cjson = cjson or require("cjson").new()
-  local out = {}
-  encode(v, out)
-  return concat(out)
-end
-
----------------------------------------------------------------------------
--- Output helpers
----------------------------------------------------------------------------
-
-local Usage = {} -- metatable of usage errors
-
-local function usage(msg)
-  return setmetatable({ kind = "usage", message = msg }, Usage)
-end
-
--- A value from the API or the user, for a line of text: control bytes
--- (a newline or a terminal escape in a name or an e-mail) as \xNN.
-local function text(s)
-  return (gsub(tostring(s), "[%c\127]", function(c) return format("\\x%02x", byte(c)) end))
-end
+local O = require("cfiam.cli_out")
+local object, json, text, usage, Usage = O.object, O.json, O.text, O.usage, O.Usage
+local interrupted, interruption = O.interrupted, O.interruption
+local entries_doc, label, parse = O.entries_doc, O.label, O.parse
+local write, write_json, confirmed, is_tty = O.write, O.write_json, O.confirmed, O.stdin_is_tty
+local quote = O.quote
 _M.text = text
+_M.flush = O.flush
 
--- A user value in a usage message: the C core's bounded, escaped quoting
--- (set by main once cfiam is loaded).
-local quote = function(s) return "'" .. text(s) .. "'" end
-
--- Ctrl-C (the C module's SIGINT flag, set once main has installed it):
--- the command stops before any further request and exits 130.
-local CF
-local Interrupt = {} -- metatable of the interruption
-local function interrupted() return CF ~= nil and CF.interrupted() end
-local function interruption()
-  return setmetatable({ kind = "interrupted",
-    message = "interrupted: no further request was sent" }, Interrupt)
-end
-
-local function entry_doc(e)
-  return object({ id = e.id, email = e.email, status = e.status })
-end
-
-local function entries_doc(list)
-  local out = {}
-  for i, e in ipairs(list or {}) do out[i] = entry_doc(e) end
-  return out
-end
+---------------------------------------------------------------------------
+-- Documents
+---------------------------------------------------------------------------
 
 local function plan_doc(plan)
   return object({ add = entries_doc(plan.add), remove = entries_doc(plan.remove),
@@ -268,16 +183,6 @@ local function error_doc(err)
   return object({ error = e })
 end
 
-local function label(e)
-  local s = format("%s (%s)", text(e.email or "?"), text(e.id))
-  if e.status == "pending" then s = s .. " pending" end
-  return s
-end
-
----------------------------------------------------------------------------
--- Parsing
----------------------------------------------------------------------------
-
 -- Options each subcommand takes; true = takes a value.
 local OPTIONS = {
   ["members list"] = { json = false },
@@ -291,48 +196,6 @@ local OPTIONS = {
   ["groups rename"] = { json = false },
   ["groups delete"] = { json = false, force = false, yes = false },
 }
-
--- Splits argv (from index i) into positional arguments and options.
-local function parse(argv, i, allowed)
-  local pos, opts = {}, {}
-  local only_pos = false
-  while argv[i] ~= nil do
-    local a = argv[i]
-    if only_pos or a == "-" or a:sub(1, 1) ~= "-" then
-      pos[#pos + 1] = a
-    elseif a == "--" then
-      only_pos = true
-    elseif a == "-h" or a == "--help" then
-      opts.help = true
-    elseif a == "-y" then
-      if allowed.yes == nil then return nil, usage("unknown option -y") end
-      opts.yes = true
-    else
-      local name, value = a:match("^%-%-([%w%-]+)=(.*)$")
-      name = name or a:match("^%-%-([%w%-]+)$")
-      if not name or allowed[name] == nil then
-        return nil, usage("unknown option " .. quote(a))
-      end
-      if allowed[name] then
-        if value == nil then
-          i = i + 1
-          value = argv[i]
-          -- "--max-removals --json": an option, not a value (--name=--x is one)
-          if value == nil or value:sub(1, 2) == "--" then
-            return nil, usage("option --" .. name .. " needs a value")
-          end
-        end
-        opts[name] = value
-      elseif value ~= nil then
-        return nil, usage("option --" .. name .. " takes no value")
-      else
-        opts[name] = true
-      end
-    end
-    i = i + 1
-  end
-  return pos, opts
-end
 
 -- Ids and e-mail addresses from a text: white space or commas between
 -- them, '#' to the end of a line is a comment.
@@ -362,51 +225,6 @@ local function read_file(path, option)
     return nil, usage(format("cannot read %s %s: %s", option, quote(path), text(why)))
   end
   return content
-end
-
-local function is_tty()
-  local forced = os.getenv("CFIAM_TTY")
-  if forced == "1" then return true end
-  if forced == "0" then return false end
-  local r1, _, r3 = os.execute("test -t 0")
-  return r1 == true or r1 == 0 or (r1 == nil and r3 == 0)
-end
-
----------------------------------------------------------------------------
--- Writing: every byte the command prints goes through write(), which passes
--- it through the C scrubbing with the credentials of the environment.
----------------------------------------------------------------------------
-
-local scrub = function(v) return v end -- until main has loaded cfiam
-
-local function write(stream, ...)
-  local parts = { ... }
-  for i = 1, #parts do parts[i] = tostring(parts[i]) end
-  stream:write(scrub(concat(parts)))
-end
-
--- Writes the text lines gathered so far (not in --json mode).
-function _M.flush(out, opts, io_)
-  if not opts.json and #out > 0 then
-    write(io_.stdout, concat(out, "\n"), "\n")
-  end
-  for i = #out, 1, -1 do out[i] = nil end
-end
-
--- The one JSON document of a --json run.
-local function write_json(io_, doc)
-  write(io_.stdout, json(scrub(doc)), "\n")
-end
-
--- Reads the answer to a [y/N] prompt: true only for "y" or "yes" (any
--- case, blanks around). Ctrl-C at the prompt is not an answer.
-local function confirmed(io_)
-  local answer = lower(io_.stdin:read("*l") or ""):match("^%s*(.-)%s*$")
-  if interrupted() then
-    write(io_.stderr, "\n")
-    return false
-  end
-  return answer == "y" or answer == "yes"
 end
 
 ---------------------------------------------------------------------------
@@ -710,16 +528,6 @@ run["groups delete"] = function(c, cfiam, pos, opts, out, io_)
   return doc
 end
 
--- The credentials the command may hold (to keep out of its output).
-local function env_secrets()
-  local list = {}
-  for _, name in ipairs({ "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY" }) do
-    local v = os.getenv(name)
-    if v then list[#list + 1] = v end
-  end
-  return list
-end
-
 -- Whether --json was given (before a "--").
 local function json_flag(argv)
   for i = 1, #argv do
@@ -729,21 +537,12 @@ local function json_flag(argv)
   return false
 end
 
-local function exit_status(err)
-  if getmetatable(err) == Interrupt then return 130 end
-  if getmetatable(err) == Usage or err.kind == "invalid_argument" or err.kind == "guard"
-      or err.kind == "conflict" then
-    return 2
-  end
-  return 1
-end
-
 -- Reports a failure: the JSON document (--json), the one-line message on
 -- standard error, and for a usage error where to find help.
 local function fail(err, area, opts, out, io_)
   _M.flush(out, opts, io_)
   if opts.json then write_json(io_, error_doc(err)) end
-  if getmetatable(err) == Usage or getmetatable(err) == Interrupt then
+  if getmetatable(err) == Usage then
     write(io_.stderr, "cfiam: ", text(err.message), "\n")
   else -- a cfiam error already reads "cfiam <kind>: <message>"
     write(io_.stderr, text(tostring(err)), "\n")
@@ -751,7 +550,7 @@ local function fail(err, area, opts, out, io_)
   if getmetatable(err) == Usage and err.kind == "usage" and not opts.json then
     write(io_.stderr, "(see cfiam ", area and area .. " " or "", "--help)\n")
   end
-  return exit_status(err)
+  return O.exit_status(err)
 end
 
 -- Help on standard output (status 0) or, when asked for wrongly, on
@@ -818,12 +617,7 @@ function _M.main(argv, io_)
     write(io_.stderr, "cfiam: ", msg, "\n")
     return 1
   end
-  local core = require("cfiam.core")
-  CF = core
-  local secrets = env_secrets()
-  scrub = function(v) return core.scrub(secrets, v) end
-  quote = function(v) return core.quote(tostring(v), secrets) end
-  core.catch_interrupt()
+  O.setup()
   return main(argv, io_, cfiam)
 end
 

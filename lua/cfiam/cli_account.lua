@@ -11,11 +11,11 @@
 -- error, invalid file or argument, refused guard, or an apply that was not
 -- confirmed. `plan --detailed-exitcode`: 0 no changes, 2 changes, 1 any
 -- error (usage errors included).
-local type, ipairs, pairs, tostring, tonumber, getmetatable, setmetatable =
-  type, ipairs, pairs, tostring, tonumber, getmetatable, setmetatable
-local require, pcall, next = require, pcall, next
-local concat, sort = table.concat, table.sort
-local format, lower = string.format, string.lower
+local ipairs, tostring, tonumber, getmetatable, setmetatable =
+  ipairs, tostring, tonumber, getmetatable, setmetatable
+local require, pcall = require, pcall
+local concat = table.concat
+local format = string.format
 local io, os = io, os
 
 local _M = {}
@@ -59,114 +59,16 @@ Exit status: 0 success; 1 API or network error, or a group not written;
 not confirmed (plan --detailed-exitcode: 0 no changes, 2 changes, 1 error).
 ]]
 
----------------------------------------------------------------------------
--- JSON (empty arrays as []; OBJECT-marked tables as objects)
----------------------------------------------------------------------------
-
-local OBJECT = {}
-local function object(t) return setmetatable(t, OBJECT) end
-
-local cjson
-local function encode(v, out)
-  local t = type(v)
-  if t == "table" then
-    if getmetatable(v) ~= OBJECT and (v[1] ~= nil or next(v) == nil) then
-      out[#out + 1] = "["
-      for i = 1, #v do
-        if i > 1 then out[#out + 1] = "," end
-        encode(v[i], out)
-      end
-      out[#out + 1] = "]"
-    else
-      local keys = {}
-      for k in pairs(v) do keys[#keys + 1] = tostring(k) end
-      sort(keys)
-      out[#out + 1] = "{"
-      for i, k in ipairs(keys) do
-        if i > 1 then out[#out + 1] = "," end
-        out[#out + 1] = cjson.encode(k)
-        out[#out + 1] = ":"
-        encode(v[k], out)
-      end
-      out[#out + 1] = "}"
-    end
-  elseif t == "number" and (v ~= v or v == math.huge or v == -math.huge) then
-    out[#out + 1] = "null"
-  elseif t == "string" or t == "number" or t == "boolean" then
-    out[#out + 1] = cjson.encode(v)
-  else
-    out[#out + 1] = "null"
-  end
-end
-
-local function json(v)
-  cjson = cjson or require("cjson").new()
-  local out = {}
-  encode(v, out)
-  return concat(out)
-end
+local O = require("cfiam.cli_out")
+local object, json, usage, Usage = O.object, O.json, O.usage, O.Usage
+local interrupted, interruption = O.interrupted, O.interruption
+local entries_doc, label, write, flush = O.entries_doc, O.label, O.write, O.flush
+local clean = O.text
 _M.json = json
 
 ---------------------------------------------------------------------------
 -- Documents and lines
 ---------------------------------------------------------------------------
-
--- Every byte the commands print goes through write(): with the C module's
--- scrubbing (when it has one), no piece of the environment's credentials
--- reaches the output, whatever a file or a server put in a message.
-local scrub = function(v) return v end
-
-local function write(stream, ...)
-  local parts = { ... }
-  for i = 1, #parts do parts[i] = tostring(parts[i]) end
-  stream:write(scrub(concat(parts)))
-end
-
--- What the C module offers the command, when it does: Ctrl-C caught as a
--- flag, and the scrubbing.
-local function use_core(cfiam)
-  local core = require("cfiam.core")
-  if core.catch_interrupt then core.catch_interrupt() end
-  local scrub_with = core.scrub or cfiam._scrub
-  if not scrub_with then return end
-  local secrets = {}
-  for _, name in ipairs({ "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY" }) do
-    local v = os.getenv(name)
-    if v then secrets[#secrets + 1] = v end
-  end
-  scrub = function(v) return scrub_with(secrets, v) end
-end
-
--- Ctrl-C, when the C module catches it (its SIGINT flag): the commands
--- stop before any further request and exit 130.
-local function interrupted()
-  local core = package.loaded["cfiam.core"]
-  return core ~= nil and core.interrupted ~= nil and core.interrupted()
-end
-
-local Usage = {}
-local function usage(msg, kind)
-  return setmetatable({ kind = kind or "usage", message = msg }, Usage)
-end
-
-local function interruption()
-  return usage("interrupted: no further request was sent", "interrupted")
-end
-
--- Control characters in names and addresses are shown escaped.
-local function clean(s)
-  return (tostring(s):gsub("%c", function(c) return format("\\x%02x", c:byte()) end))
-end
-
-local function entry_doc(e)
-  return object({ id = e.id, email = e.email, status = e.status })
-end
-
-local function entries_doc(list)
-  local out = {}
-  for i, e in ipairs(list or {}) do out[i] = entry_doc(e) end
-  return out
-end
 
 local function err_doc(err)
   if not err then return nil end
@@ -191,12 +93,6 @@ local function plan_doc(plan)
     groups = s.groups, change = s.change, create = s.create, add = s.add,
     remove = s.remove, unchanged = s.unchanged, failed = s.failed,
     refused = s.refused }), changes = (s.change or 0) > 0 })
-end
-
-local function label(e)
-  local s = format("%s (%s)", clean(e.email or "?"), e.id)
-  if e.status == "pending" then s = s .. " pending" end
-  return s
 end
 
 local function group_label(g)
@@ -233,48 +129,6 @@ local OPTIONS = {
   dump = { json = false, concurrency = true },
 }
 
-local function parse(argv, allowed)
-  local pos, opts = {}, { group = {} }
-  local only_pos = false
-  local i = 2
-  while argv[i] ~= nil do
-    local a = argv[i]
-    if only_pos or a == "-" or a:sub(1, 1) ~= "-" then
-      pos[#pos + 1] = a
-    elseif a == "--" then
-      only_pos = true
-    elseif a == "-h" or a == "--help" then
-      opts.help = true
-    elseif a == "-y" and allowed.yes ~= nil then
-      opts.yes = true
-    else
-      local name, value = a:match("^%-%-([%w%-]+)=(.*)$")
-      name = name or a:match("^%-%-([%w%-]+)$")
-      if not name or allowed[name] == nil then
-        return nil, usage("unknown option " .. clean(a))
-      end
-      if allowed[name] then
-        if value == nil then
-          i = i + 1
-          value = argv[i]
-          if value == nil then return nil, usage("option --" .. name .. " needs a value") end
-        end
-        if allowed[name] == "list" then
-          opts[name][#opts[name] + 1] = value
-        else
-          opts[name] = value
-        end
-      elseif value ~= nil then
-        return nil, usage("option --" .. name .. " takes no value")
-      else
-        opts[name] = true
-      end
-    end
-    i = i + 1
-  end
-  return pos, opts
-end
-
 local function concurrency(opts)
   if not opts.concurrency then return nil end
   local n = tonumber(opts.concurrency)
@@ -285,22 +139,10 @@ local function concurrency(opts)
   return n
 end
 
-local function probe(fd)
-  local r1, _, r3 = os.execute("test -t " .. fd)
-  return r1 == true or r1 == 0 or (r1 == nil and r3 == 0)
-end
-
-local function stdin_is_tty()
-  local forced = os.getenv("CFIAM_TTY")
-  if forced == "1" then return true end
-  if forced == "0" then return false end
-  return probe(0)
-end
-
 -- A progress line on standard error, on a terminal only, once a run has
 -- lasted a second: "plan: 12/200 groups".
 local function progress_for(what, opts, io_)
-  if opts.json or not probe(2) then return nil, function() end end
+  if opts.json or not O.is_terminal(2) then return nil, function() end end
   local start, shown = os.time(), false
   local function tick(done, total)
     if shown or os.difftime(os.time(), start) >= 1 then
@@ -313,11 +155,6 @@ local function progress_for(what, opts, io_)
     if shown then write(io_.stderr, "\r\27[K"); io_.stderr:flush() end
   end
   return tick, clear
-end
-
-local function flush(out, opts, io_)
-  if not opts.json and #out > 0 then write(io_.stdout, concat(out, "\n"), "\n") end
-  for i = #out, 1, -1 do out[i] = nil end
 end
 
 ---------------------------------------------------------------------------
@@ -336,7 +173,7 @@ local function load_plan(c, cfiam, pos, opts, io_, what)
   local tick, clear = progress_for(what, opts, io_)
   local plan
   plan, err = c:plan_account(cfg, { concurrency = n,
-    groups = #opts.group > 0 and opts.group or nil, progress = tick })
+    groups = opts.group, progress = tick })
   clear()
   return plan, err, n
 end
@@ -414,7 +251,7 @@ run.apply = function(c, cfiam, pos, opts, out, io_)
     return nil, rerr
   end
   if not opts.yes then
-    if not stdin_is_tty() then
+    if not O.stdin_is_tty() then
       if logf then logf:close() end
       return nil, setmetatable({ kind = "refused", plan_doc = doc.plan, message =
         "not written: standard input is not a terminal to confirm on; pass --yes" }, Usage)
@@ -423,8 +260,7 @@ run.apply = function(c, cfiam, pos, opts, out, io_)
     write(io_.stderr, format("Apply this plan to %d group%s of account %s? [y/N] ",
       plan.summary.change, plan.summary.change == 1 and "" or "s", plan.account))
     io_.stderr:flush()
-    local answer = lower(io_.stdin:read("*l") or ""):match("^%s*(.-)%s*$")
-    if answer ~= "y" and answer ~= "yes" then
+    if not O.confirmed(io_) then
       if logf then logf:close() end
       return nil, setmetatable({ kind = "refused", plan_doc = doc.plan,
         message = "not confirmed: nothing written" }, Usage)
@@ -490,10 +326,10 @@ function _M.main(argv, io_)
     write(io_.stderr, "cfiam: cannot load the cfiam module: ", tostring(cfiam), "\n")
     return 1
   end
-  use_core(cfiam) -- before anything is printed, usage errors included
+  O.setup() -- before anything is printed, usage errors included
   local cmd = argv[1]
   local allowed = OPTIONS[cmd]
-  local pos, opts = parse(argv, allowed)
+  local pos, opts = O.parse(argv, 2, allowed)
   local detailed, json_mode = false, false
   for i = 2, #argv do
     if argv[i] == "--json" then json_mode = true end
@@ -520,12 +356,8 @@ function _M.main(argv, io_)
     err = interruption()
   end
   if err then
-    local status = 1
-    if getmetatable(err) == Usage or err.kind == "invalid_argument" or err.kind == "guard" then
-      status = 2
-    end
-    if detailed then status = 1 end
-    if err.kind == "interrupted" then status = 130 end
+    local status = O.exit_status(err)
+    if detailed and status == 2 then status = 1 end
     flush(out, opts, io_)
     if opts.json then
       local d = err.result_doc or object({})
