@@ -227,17 +227,7 @@ local function copy(e)
 end
 
 -- The account's member index from a listing.
-local function index_of(list)
-  local index = { by_id = {}, by_email = {} }
-  for _, m in ipairs(list) do
-    local e = I.entry(m)
-    index.by_id[e.id] = e
-    if e.email and not index.by_email[lower(e.email)] then
-      index.by_email[lower(e.email)] = e
-    end
-  end
-  return index
-end
+local index_of = I.index_of
 
 -- Resolves a list of ids and addresses: entries, and the places of the
 -- unknown ones.

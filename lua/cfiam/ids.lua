@@ -73,6 +73,12 @@ function _M.account_index(client, account, concurrency)
   local list
   list, err = P.collect(p)
   if not list then return nil, err end
+  return _M.index_of(list)
+end
+
+--- The index of an account-member listing: { by_id = {id = entry},
+-- by_email = {lower(address) = entry} } (the first of a repeated address).
+function _M.index_of(list)
   local index = { by_id = {}, by_email = {} }
   for _, m in ipairs(list) do
     local e = entry(m)
