@@ -103,7 +103,7 @@ static void multi_ready(lua_State *L, cfiam_client *c, int n) {
 }
 
 /* Reads opts.concurrency (the only option); raises on anything else. */
-static int concurrency_opt(lua_State *L, int opts) {
+static int concurrency_opt(lua_State *L, const cfiam_client *c, int opts) {
     int conc = DEFAULT_CONCURRENCY;
     if (lua_isnoneornil(L, opts))
         return conc;
@@ -122,7 +122,7 @@ static int concurrency_opt(lua_State *L, int opts) {
                 luaL_error(L, "bad argument to 'request_many' (option names "
                               "must be strings)");
             name = lua_tolstring(L, -1, &len);
-            cfiam_quote(q, sizeof(q), name, len);
+            cfiam_quote_arg(q, sizeof(q), name, len, c->secrets); /* a misplaced token? */
             luaL_error(L, "bad argument to 'request_many' (unknown option %s)",
                        q);
         }
@@ -274,7 +274,7 @@ static int client_request_many(lua_State *L) {
     if (!lua_istable(L, 2))
         luaL_error(L, "bad argument to 'request_many' (calls: table expected, "
                       "got %s)", luaL_typename(L, 2));
-    conc = concurrency_opt(L, 3);
+    conc = concurrency_opt(L, c, 3);
     lua_settop(L, 3);
     count = cfiam_rawlen(L, 2);
     if (count > 1000000)
@@ -384,7 +384,7 @@ static int client_prepare_many(lua_State *L) {
     if (!lua_istable(L, 2))
         luaL_error(L, "bad argument to 'request_many' (calls: table expected, "
                       "got %s)", luaL_typename(L, 2));
-    conc = concurrency_opt(L, 3);
+    conc = concurrency_opt(L, c, 3);
     lua_settop(L, 3);
     n = (int)cfiam_rawlen(L, 2);
     lua_createtable(L, n, 0); /* 4 */

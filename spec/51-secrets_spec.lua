@@ -321,6 +321,13 @@ describe("secrets", function()
           { "apply_plan", 4, { A, G, plan("keep", M1), { [v] = 1 } } },
           { "list_members", 2, { A, { name = v } } }, { "sync_members", 2, { A, { name = v }, { M1 } } },
           { "add_members", 2, { A, { name = v }, { M1 } } },
+          { "request_many", 2, { { { "GET", MEMBERS } }, { [v] = 1 } } },
+          { "add_members", 4, { A, G, { M1 }, { [v] = 1 } } },
+          { "remove_members", 4, { A, G, { M1 }, { [v] = 1 } } },
+          { "resolve_members", 3, { A, { EMAIL }, { [v] = 1 } } },
+          { "plan_account", 2, { { account = A, groups = {} }, { [v] = 1 } } },
+          { "dump_account", 2, { A, { [v] = 1 } } },
+          { "apply_account", 2, { { account = A, groups = {} }, { [v] = 1 } } },
         }
         for _, x in ipairs(extra) do out[#out + 1] = { fname = x[1], pos = x[2], args = x[3] } end
       end
@@ -412,6 +419,27 @@ describe("secrets", function()
           n = n + 1
         end
         assert.equals(11, n)
+      end)
+    end
+
+    for _, auth in ipairs({ "token", "key" }) do
+      it("with " .. auth .. " auth: cfiam.load_desired quotes no piece of it", function()
+        local secret = auth == "token" and TOKEN or KEY
+        local o = { base_url = emu.base_url, max_retries = 0 }
+        if auth == "token" then o.api_token = TOKEN else o.api_email, o.api_key = EMAIL, KEY end
+        cfiam.configure(o)
+        local n = 0
+        for _, v in ipairs({ secret, secret:sub(1, 32), secret:sub(3, 14), "/" .. secret }) do
+          for _, src in ipairs({ { account = v, groups = {} },
+            { account = A, groups = { E = { members = { v } } } },
+            { account = A, [v] = 1 },
+            { account = A, groups = { E = { members = {}, max_removals = v } } }, v }) do
+            check_all("load_desired", secret, pack(pcall(cfiam.load_desired, src)))
+            n = n + 1
+          end
+        end
+        cfiam.configure()
+        assert.equals(20, n)
       end)
     end
 

@@ -381,7 +381,7 @@ end
 --   { guard errors }, summary }, or nil, err (err.plan holds the partial
 --   plan when some groups failed; err.failed names them).
 function _M.plan_account(client, cfg, opts)
-  opts = A.check_opts(opts, PLAN_OPTS, "plan_account")
+  opts = A.check_opts(opts, PLAN_OPTS, "plan_account", client)
   local concurrency = check_concurrency(opts.concurrency, "plan_account")
   if type(cfg) ~= "table" then
     error("bad argument to 'plan_account' (cfg: table expected, got " .. type(cfg) .. ")", 2)
@@ -573,7 +573,7 @@ end
 --   written; err.plan), or the first failure's kind with err.result when a
 --   group failed (the others were written).
 function _M.apply_account(client, plan, opts)
-  opts = A.check_opts(opts, APPLY_OPTS, "apply_account")
+  opts = A.check_opts(opts, APPLY_OPTS, "apply_account", client)
   local concurrency = check_concurrency(opts.concurrency, "apply_account")
   if type(plan) ~= "table" or type(plan.groups) ~= "table" or type(plan.account) ~= "string" then
     error("bad argument to 'apply_account' (plan: a plan from plan_account expected)", 2)
@@ -698,7 +698,7 @@ end
 --   or nil, err.
 function _M.dump_account(client, account, opts)
   A.check_string(account, "account", "dump_account")
-  opts = A.check_opts(opts, DUMP_OPTS, "dump_account")
+  opts = A.check_opts(opts, DUMP_OPTS, "dump_account", client)
   local concurrency = check_concurrency(opts.concurrency, "dump_account")
   local err = A.check_id(account, "account")
   if err then return nil, err end

@@ -62,7 +62,16 @@ return function(M)
     end
   end
   -- Not a client method: it reads a file or a table, and sends nothing.
-  M.load_desired = function(src) return require("cfiam.desired").load_desired(src) end
+  -- Its errors quote the file's values: they are scrubbed with the default
+  -- client's credential, as the helpers' are with their client's.
+  M.load_desired = function(src)
+    local cfg, err = require("cfiam.desired").load_desired(src)
+    if not cfg and type(err) == "table" then
+      local ok, client = pcall(M.default_client)
+      if ok then require("cfiam.core").scrub(client, err) end
+    end
+    return cfg, err
+  end
   require("cfiam.transport").install(M, methods)
   for _, fname in pairs(names) do M[fname] = on_default(M, fname) end
   return M

@@ -121,7 +121,7 @@ end
 -- @return the API's member list (array of { id, email, status }), or nil, err.
 function _M.add_members(client, account, group, ids, opts)
   check_ids_args(account, group, "add_members")
-  opts = A.check_opts(opts, WRITE_OPTS, "add_members")
+  opts = A.check_opts(opts, WRITE_OPTS, "add_members", client)
   local gerr = A.check_concurrency(opts)
   if gerr then return nil, gerr end
   group, gerr = G._group_id(client, account, group, "add_members")
@@ -202,7 +202,7 @@ end
 --   A 404 to a retried DELETE counts as removed (see delete_each).
 function _M.remove_members(client, account, group, ids, opts)
   check_ids_args(account, group, "remove_members")
-  opts = A.check_opts(opts, WRITE_OPTS, "remove_members")
+  opts = A.check_opts(opts, WRITE_OPTS, "remove_members", client)
   local gerr = A.check_concurrency(opts)
   if gerr then return nil, gerr end
   group, gerr = G._group_id(client, account, group, "remove_members")

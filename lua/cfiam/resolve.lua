@@ -20,7 +20,7 @@ local _M = {}
 --   (invalid_argument naming unknown addresses; the listing's error).
 function _M.resolve_members(client, account, emails, opts)
   A.check_string(account, "account", "resolve_members")
-  opts = A.check_opts(opts, { concurrency = "number" }, "resolve_members")
+  opts = A.check_opts(opts, { concurrency = "number" }, "resolve_members", client)
   if type(emails) ~= "table" then
     error("bad argument to 'resolve_members' (emails: table expected, got "
       .. type(emails) .. ")", 3)
