@@ -67,6 +67,18 @@ static int build_ids_body(lua_State *L, cfiam_client *c, int t, int allow_empty,
         luaL_error(L, "%s%s must be a table, got %s", where, what,
                    luaL_typename(L, t));
     n = cfiam_rawlen(L, t);
+    {   /* a member table ({id=}) or a list with holes where the list
+         * belongs: its other keys would be dropped silently */
+        size_t nkeys = 0;
+        lua_pushnil(L);
+        while (lua_next(L, t)) {
+            lua_pop(L, 1);
+            nkeys++;
+        }
+        if (nkeys != n)
+            luaL_error(L, "%s%s must be a list (keys 1 to #%s), got a table "
+                          "with other keys", where, what, what);
+    }
     while (cap < n * 2)
         cap *= 2;
     need = cap * sizeof(uint32_t) + n * 16;

@@ -123,6 +123,22 @@ describe("update_members", function()
   end)
 
   describe("validation before anything is sent", function()
+    it("a member table or a list with holes where the list belongs raises, nothing sent", function()
+      -- read as a list, both would drop members silently (an empty list with
+      -- allow_empty: the group emptied)
+      assert.has_error(function()
+        client:update_members(A, G, { id = m(1) }, { allow_empty = true })
+      end, "ids must be a list (keys 1 to #ids), got a table with other keys")
+      assert.has_error(function()
+        client:update_members(A, G, { [1] = m(1), [3] = m(2) })
+      end, "ids must be a list (keys 1 to #ids), got a table with other keys")
+      assert.has_error(function()
+        client:request("POST", "/accounts/" .. A .. "/iam/user_groups/" .. G .. "/members",
+          { ids = { m(1), x = m(2) } })
+      end, "ids must be a list (keys 1 to #ids), got a table with other keys")
+      assert.same({}, emu:requests())
+    end)
+
     local bad_ids = {
       "", "c0000000000000000000000000000001f", "c000000000000000000000000000001",
       "g0000000000000000000000000000001", "c000000000000000000000000000000 ",

@@ -34,6 +34,22 @@ describe("plan_members / sync_members", function()
   local function member(i) return ids.members[i] end
 
   describe("plan_members", function()
+    it("a member table or a list with holes where the list belongs raises, nothing sent", function()
+      for _, desired in ipairs({ { id = member(1).id }, { [1] = member(1).id, [3] = member(2).id } }) do
+        assert.has_error(function() c:plan_members(ids.account, small, desired) end,
+          "bad argument to 'plan_members' (desired: a list expected, got a table with keys "
+          .. "other than 1 to #desired)")
+        assert.has_error(function()
+          c:sync_members(ids.account, small, desired, { allow_empty = true })
+        end, "bad argument to 'sync_members' (desired: a list expected, got a table with keys "
+          .. "other than 1 to #desired)")
+      end
+      assert.has_error(function() c:resolve_members(ids.account, { email = member(1).email }) end,
+        "bad argument to 'resolve_members' (emails: a list expected, got a table with keys "
+        .. "other than 1 to #emails)")
+      assert.same({}, emu:requests())
+    end)
+
     it("plans add, remove and keep from ids and e-mails, writing nothing", function()
       -- Small holds members 1..3; desired: 1 (id), 3 (e-mail in upper
       -- case), 7 (pending, by e-mail), 8 (id).

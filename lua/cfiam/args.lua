@@ -82,6 +82,18 @@ function _M.check_string(v, name, fname)
   end
 end
 
+--- Raises unless the table `list` is a list: keys 1 to #list only (a
+-- member table or a list with holes would otherwise lose entries). `level`
+-- as the caller's own error() would take it.
+function _M.check_list(list, what, fname, level)
+  local n = 0
+  for _ in pairs(list) do n = n + 1 end
+  if n ~= #list then
+    error(format("bad argument to '%s' (%s: a list expected, got a table with keys "
+      .. "other than 1 to #%s)", fname, what, what), level + 1)
+  end
+end
+
 --- Raises on an unknown option name or a wrong Lua type. `allowed` maps
 -- each option name to its Lua type ("number", "boolean", "string"); the
 -- client (optional) names the credential to keep out of the message.

@@ -23,6 +23,7 @@ function _M.split(list, what, fname, client)
     error(format("bad argument to '%s' (%s: table expected, got %s)", fname,
       what, type(list)), 4)
   end
+  A.check_list(list, what, fname, 4)
   local ids, emails, seen, bad = {}, {}, {}, {}
   local is_id = require("cfiam").is_id
   for i = 1, #list do

@@ -25,6 +25,7 @@ function _M.resolve_members(client, account, emails, opts)
     error("bad argument to 'resolve_members' (emails: table expected, got "
       .. type(emails) .. ")", 3)
   end
+  A.check_list(emails, "emails", "resolve_members", 3)
   local list, bad = {}, {}
   for i = 1, #emails do
     local v = emails[i]
