@@ -157,18 +157,17 @@ describe("emulator", function()
     slow:close()
   end)
 
-  it("moves multi-MB bodies quickly", function()
+  it("moves multi-MB bodies both ways without stalling", function()
+    -- A body that streams in and out in full within the socket's 10 s
+    -- timeout (about 0.2 s on an idle machine): the benchmarks' large
+    -- groups depend on it. Speed itself is measured by make bench.
     emu:fault({ method = "POST", body_bytes = 10 * 1024 * 1024, chunked = true })
     local sock = connect(emu.http_url)
-    local t0 = socket.gettime()
     request(sock, "POST", small .. "/members", JSON_AUTH, string.rep(" ", 4 * 1024 * 1024) .. "[]")
     local r = response(sock, true)
-    local took = socket.gettime() - t0
     sock:close()
     assert.equal(200, r.status)
     assert.is_true(#r.body >= 10 * 1024 * 1024 - 200)
-    -- about 0.2 s on an idle machine; the margin is for loaded CI hosts
-    assert.is_true(took < 2.0, "took " .. took)
   end)
 
   it("speaks TLS with the test CA", function()
