@@ -316,6 +316,37 @@ groups:
       assert.are.equal(0, plan.summary.change)
     end)
 
+    it("applies a plan that went through JSON, and raises for a malformed one, sending nothing", function()
+      local cjson = require("cjson")
+      local plan = assert(c:plan_account(current({ Ops = { members = { email(4), email(5) } } })))
+      local stored = cjson.encode(plan)
+      local function edited(f)
+        local p = cjson.decode(stored)
+        f(p)
+        return p
+      end
+      emu:clear_requests()
+      local bad = {
+        { function(p) p.account = "acct" end, "plan.account: a 32-character hexadecimal id expected" },
+        { function(p) p.groups = { p.groups[1], nil, p.groups[3] } end, "plan.groups: a list expected" },
+        { function(p) group_of(p, "Ops").remove[1].id = "../../x" end,
+          "remove[1]: a member with a 32-character hexadecimal id expected" },
+        { function(p) group_of(p, "Ops").id = 7 end, ".id: a 32-character hexadecimal id expected" },
+        { function(p) group_of(p, "Ops").add = "x" end, ".add: table expected, got string" },
+        { function(p) group_of(p, "Ops").max_removals = nil end, ".max_removals: number expected" },
+      }
+      for _, case in ipairs(bad) do
+        local ok, msg = pcall(c.apply_account, c, edited(case[1]))
+        assert.is_false(ok)
+        assert.matches("bad argument to 'apply_account'", msg, 1, true)
+        assert.matches(case[2], msg, 1, true)
+      end
+      assert.are.same({}, H.writes(emu))
+      local result = assert(c:apply_account(cjson.decode(stored)))
+      assert.are.equal(1, result.written)
+      assert.are.same(H.sorted_ids({ id(4), id(5) }), H.state_members(emu, account, gid("Ops")))
+    end)
+
     it("never touches a member that no listing showed", function()
       -- A member added to Ops after the plan was made is not removed.
       local plan = assert(c:plan_account(current({ Ops = { members = { email(4) } } })))
@@ -378,6 +409,22 @@ groups:
       it("a group does not exist and create is not set", function()
         refused(current({ Ghosts = { members = { email(1) } } }), "not_found",
           "no user group named " .. Q("Ghosts") .. " in account " .. account .. " (set create: true to create it)")
+      end)
+
+      it("a stored or edited plan has lost its guard", function()
+        local plan = assert(c:plan_account(current({ Ops = { members = {} } })))
+        assert.are.equal(1, #plan.refused)
+        group_of(plan, "Ops").guard, plan.refused = nil, {}
+        local none, err = c:apply_account(plan)
+        assert.is_nil(none)
+        assert.are.equal("guard", err.kind)
+        assert.matches("the plan empties group " .. Q("Ops"), err.message, 1, true)
+        plan = assert(c:plan_account(current({ Sales = { members = { email(10) }, max_removals = 19 } })))
+        group_of(plan, "Sales").guard, plan.refused = nil, {}
+        none, err = c:apply_account(plan)
+        assert.is_nil(none)
+        assert.matches("more than max_removals (19)", err.message, 1, true)
+        assert.are.same({}, H.writes(emu))
       end)
 
       it("one group's listing fails", function()

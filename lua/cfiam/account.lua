@@ -12,8 +12,8 @@
 -- one DELETE per removal), so a member that no listing showed is never
 -- touched; it refuses to write anything when the plan has an error or a
 -- guard trips. One group's failure does not stop the others.
-local type, ipairs, pairs, tostring, tonumber, error, require =
-  type, ipairs, pairs, tostring, tonumber, error, require
+local type, ipairs, pairs, tostring, tonumber, require =
+  type, ipairs, pairs, tostring, tonumber, require
 local format, lower = string.format, string.lower
 local ceil = math.ceil
 local concat, sort = table.concat, table.sort
@@ -33,11 +33,23 @@ local DUMP_OPTS = { concurrency = "number", groups = "table" }
 local DEFAULT_CONCURRENCY = 8
 local MAX_CONCURRENCY = 64
 
+-- Raises unless the option groups, when given, is a list of strings.
+local function check_group_names(names, fname)
+  if names == nil then return end
+  A.check_list(names, "option groups", fname)
+  for i = 1, #names do
+    if type(names[i]) ~= "string" then
+      A.raise(format("bad argument to '%s' (option groups[%d]: string "
+        .. "expected, got %s)", fname, i, type(names[i])))
+    end
+  end
+end
+
 local function check_concurrency(c, fname)
   if c == nil then return DEFAULT_CONCURRENCY end
   if c ~= c or c < 1 or c > MAX_CONCURRENCY or c % 1 ~= 0 then
-    error(format("bad argument to '%s' (option concurrency: a whole number "
-      .. "from 1 to %d expected, got %s)", fname, MAX_CONCURRENCY, tostring(c)), 3)
+    A.raise(format("bad argument to '%s' (option concurrency: a whole number "
+      .. "from 1 to %d expected, got %s)", fname, MAX_CONCURRENCY, tostring(c)))
   end
   return c
 end
@@ -265,6 +277,26 @@ local function plural(n, word)
   return format("%d %s%s", n, word, n == 1 and "" or "s")
 end
 
+-- The guard error for one group's plan, or nil: `after` is how many
+-- members the group holds once written, `hit` the protected members it
+-- removes. plan_account sets it; apply_account checks it again.
+local function guard_of(p, after, hit, account)
+  local label = p.name and A.quote(p.name) or p.id
+  local e
+  if #hit > 0 then
+    e = err_("guard", format("the plan removes protected member%s %s "
+      .. "from group %s", #hit == 1 and "" or "s", concat(hit, ", "), label))
+  elseif #p.remove > 0 and after == 0 and not p.allow_empty then
+    e = err_("guard", format("the plan empties group %s (%s removed); "
+      .. "set allow_empty: true to mean that", label, plural(#p.remove, "member")))
+  elseif #p.remove > p.max_removals then
+    e = err_("guard", format("the plan removes %d members from group %s, "
+      .. "more than max_removals (%s)", #p.remove, label, tostring(p.max_removals)))
+  end
+  if e then e.account = account end
+  return e
+end
+
 -- One group's plan from its desired entries and its current members.
 local function plan_group(g, desired, current, protected, account)
   local want = {}
@@ -297,22 +329,11 @@ local function plan_group(g, desired, current, protected, account)
     end
   end
   sorted(p.add); sorted(p.remove); sorted(p.keep); sorted(p.ignored)
-  local label = p.name and A.quote(p.name) or p.id
   local hit = {}
   for _, e in ipairs(p.remove) do
     if protected[e.id] then hit[#hit + 1] = e.email or e.id end
   end
-  if #hit > 0 then
-    p.guard = err_("guard", format("the plan removes protected member%s %s "
-      .. "from group %s", #hit == 1 and "" or "s", concat(hit, ", "), label))
-  elseif #p.remove > 0 and stay + #p.add == 0 and not g.allow_empty then
-    p.guard = err_("guard", format("the plan empties group %s (%s removed); "
-      .. "set allow_empty: true to mean that", label, plural(#p.remove, "member")))
-  elseif #p.remove > g.max_removals then
-    p.guard = err_("guard", format("the plan removes %d members from group %s, "
-      .. "more than max_removals (%s)", #p.remove, label, tostring(g.max_removals)))
-  end
-  if p.guard then p.guard.account = account end
+  p.guard = guard_of(p, stay + #p.add, hit, account)
   p.changes = #p.add + #p.remove > 0 or p.create
   return p
 end
@@ -353,10 +374,6 @@ local function select_groups(cfg, only)
   for _, g in ipairs(cfg.groups) do by[g.key] = g end
   for i = 1, #only do
     local name = only[i]
-    if type(name) ~= "string" then
-      error(format("bad argument to 'plan_account' (option groups[%d]: string "
-        .. "expected, got %s)", i, type(name)), 3)
-    end
     local g = by[name] or by[lower(name)]
     if not g then
       return nil, err_("invalid_argument", format("group %s is not in the "
@@ -383,8 +400,9 @@ end
 function _M.plan_account(client, cfg, opts)
   opts = A.check_opts(opts, PLAN_OPTS, "plan_account", client)
   local concurrency = check_concurrency(opts.concurrency, "plan_account")
+  check_group_names(opts.groups, "plan_account")
   if type(cfg) ~= "table" then
-    error("bad argument to 'plan_account' (cfg: table expected, got " .. type(cfg) .. ")", 2)
+    A.raise("bad argument to 'plan_account' (cfg: table expected, got " .. type(cfg) .. ")")
   end
   local desired, err = D.load_desired(cfg)
   if not desired then return nil, err end
@@ -532,6 +550,46 @@ end
 -- Apply
 ---------------------------------------------------------------------------
 
+-- Raises unless `plan` has the shape plan_account gives it: a plan may have
+-- been stored, edited or built by hand, and a wrong one must fail before
+-- anything is sent, naming the place.
+local function check_plan(plan, client)
+  local function bad(where, what)
+    A.raise(format("bad argument to 'apply_account' (plan%s: %s)", where, what))
+  end
+  if type(plan) ~= "table" then bad("", "a plan from plan_account expected, got " .. type(plan)) end
+  if not require("cfiam").is_id(plan.account) then
+    bad(".account", "a 32-character hexadecimal id expected, got " .. A.quote(plan.account, client))
+  end
+  if type(plan.groups) ~= "table" then bad(".groups", "table expected, got " .. type(plan.groups)) end
+  A.check_list(plan.groups, "plan.groups", "apply_account")
+  for i, g in ipairs(plan.groups) do
+    local at = format(".groups[%d]", i)
+    if type(g) ~= "table" then bad(at, "table expected, got " .. type(g)) end
+    if g.create then
+      if type(g.name) ~= "string" then bad(at .. ".name", "string expected for a group to create") end
+    elseif not g.error and not require("cfiam").is_id(g.id) then
+      bad(at .. ".id", "a 32-character hexadecimal id expected, got " .. A.quote(g.id, client))
+    end
+    if not g.error and type(g.max_removals) ~= "number" then
+      bad(at .. ".max_removals", "number expected, got " .. type(g.max_removals))
+    end
+    for _, part in ipairs({ "add", "remove", "keep", "ignored" }) do
+      local list = g[part]
+      if list ~= nil or part ~= "ignored" then
+        if type(list) ~= "table" then bad(at .. "." .. part, "table expected, got " .. type(list)) end
+        A.check_list(list, "plan" .. at .. "." .. part, "apply_account")
+        for j, e in ipairs(list) do
+          if type(e) ~= "table" or not require("cfiam").is_id(e.id) then
+            bad(format("%s.%s[%d]", at, part, j), "a member with a 32-character "
+              .. "hexadecimal id expected")
+          end
+        end
+      end
+    end
+  end
+end
+
 local function ids_of(list)
   local out = {}
   for i, e in ipairs(list) do out[i] = e.id end
@@ -575,10 +633,8 @@ end
 function _M.apply_account(client, plan, opts)
   opts = A.check_opts(opts, APPLY_OPTS, "apply_account", client)
   local concurrency = check_concurrency(opts.concurrency, "apply_account")
-  if type(plan) ~= "table" or type(plan.groups) ~= "table" or type(plan.account) ~= "string" then
-    error("bad argument to 'apply_account' (plan: a plan from plan_account expected)", 2)
-  end
-  local account = plan.account
+  check_plan(plan, client)
+  local account = lower(plan.account)
   if plan.failed and #plan.failed > 0 then
     return nil, err_("invalid_argument", format("not applied: the plan has "
       .. "failed groups (%s); nothing written", concat(plan.failed, ", ")), { plan = plan })
@@ -589,7 +645,11 @@ function _M.apply_account(client, plan, opts)
       return nil, err_("invalid_argument", "not applied: the plan of group "
         .. A.quote(g.name or g.key) .. " failed; nothing written", { plan = plan })
     end
-    if g.guard then refused[#refused + 1] = g.guard end
+    -- The guards again, from the plan's own lists: a stored or edited
+    -- plan cannot drop its refusal (an empty group is caught when the plan
+    -- keeps, ignores and adds no one).
+    local guard = g.guard or guard_of(g, #g.keep + #(g.ignored or {}) + #g.add, {}, account)
+    if guard then refused[#refused + 1] = guard end
   end
   if #refused > 0 then
     local msgs = {}
@@ -599,11 +659,11 @@ function _M.apply_account(client, plan, opts)
   end
   local results, pending = {}, {}
   for _, g in ipairs(plan.groups) do
-    local r = { name = g.name, id = g.id, key = g.key, outcome = "unchanged",
+    local r = { name = g.name, id = g.id and lower(g.id), key = g.key, outcome = "unchanged",
       created = false, added = {}, removed = {}, errors = {}, ray_ids = {},
       planned = #g.add + #g.remove }
     results[#results + 1] = r
-    if g.changes then pending[#pending + 1] = { g = g, r = r } end
+    if #g.add + #g.remove > 0 or g.create then pending[#pending + 1] = { g = g, r = r } end
   end
   local total, done = #pending, 0
   if opts.progress then opts.progress(0, total) end
@@ -700,6 +760,7 @@ function _M.dump_account(client, account, opts)
   A.check_string(account, "account", "dump_account")
   opts = A.check_opts(opts, DUMP_OPTS, "dump_account", client)
   local concurrency = check_concurrency(opts.concurrency, "dump_account")
+  check_group_names(opts.groups, "dump_account")
   local err = A.check_id(account, "account")
   if err then return nil, err end
   account = lower(account)
@@ -722,10 +783,6 @@ function _M.dump_account(client, account, opts)
     local taken = {}
     for i = 1, #opts.groups do
       local want = opts.groups[i]
-      if type(want) ~= "string" then
-        error(format("bad argument to 'dump_account' (option groups[%d]: string "
-          .. "expected, got %s)", i, type(want)), 2)
-      end
       local hit
       for _, g in ipairs(all) do
         if g.id == lower(want) or g.name == want then

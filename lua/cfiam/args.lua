@@ -2,6 +2,7 @@
 -- helpers (members, groups, resolve, ids, pager). Errors are built with the
 -- C module's metatable, so they read and print like the C core's.
 local type, pairs, tostring, error, require = type, pairs, tostring, error, require
+local getinfo = debug.getinfo
 local huge, min = math.huge, math.min
 local sub, format, gsub, byte = string.sub, string.format, string.gsub, string.byte
 local concat = table.concat
@@ -10,6 +11,26 @@ local _M = {}
 
 local function cfiam()
   return require("cfiam")
+end
+
+-- "@/path/to/lua/cfiam/": the source prefix of cfiam's own Lua files.
+local HERE = "@" .. (sub(getinfo(1, "S").source, 2):match("^(.*[/\\])") or "")
+
+--- Raises msg at the line of the first Lua function on the stack outside
+-- cfiam's files (the user's call), however deep inside the helpers the
+-- mistake was found and whatever wraps them.
+function _M.raise(msg)
+  local level = 2
+  while true do
+    local info = getinfo(level, "S")
+    if not info then error(msg, 0) end
+    -- C functions, Lua 5.1's "(tail call)" marks and cfiam's own files
+    -- are passed over
+    if info.what ~= "C" and info.what ~= "tail" and sub(info.source, 1, #HERE) ~= HERE then
+      error(msg, level)
+    end
+    level = level + 1
+  end
 end
 
 -- The README's promise for a message: one line of at most this many bytes.
@@ -77,20 +98,19 @@ end
 --- Raises (a programmer error) unless v is a string.
 function _M.check_string(v, name, fname)
   if type(v) ~= "string" then
-    error(format("bad argument to '%s' (%s: string expected, got %s)",
-      fname, name, type(v)), 4)
+    _M.raise(format("bad argument to '%s' (%s: string expected, got %s)",
+      fname, name, type(v)))
   end
 end
 
 --- Raises unless the table `list` is a list: keys 1 to #list only (a
--- member table or a list with holes would otherwise lose entries). `level`
--- as the caller's own error() would take it.
-function _M.check_list(list, what, fname, level)
+-- member table or a list with holes would otherwise lose entries).
+function _M.check_list(list, what, fname)
   local n = 0
   for _ in pairs(list) do n = n + 1 end
   if n ~= #list then
-    error(format("bad argument to '%s' (%s: a list expected, got a table with keys "
-      .. "other than 1 to #%s)", fname, what, what), level + 1)
+    _M.raise(format("bad argument to '%s' (%s: a list expected, got a table with keys "
+      .. "other than 1 to #%s)", fname, what, what))
   end
 end
 
@@ -100,18 +120,18 @@ end
 function _M.check_opts(opts, allowed, fname, client)
   if opts == nil then return {} end
   if type(opts) ~= "table" then
-    error(format("bad argument to '%s' (options: table expected, got %s)",
-      fname, type(opts)), 4)
+    _M.raise(format("bad argument to '%s' (options: table expected, got %s)",
+      fname, type(opts)))
   end
   for k, v in pairs(opts) do
     local want = allowed[k]
     if not want then
-      error(format("bad argument to '%s' (unknown option %s)", fname,
-        _M.quote(k, client)), 4)
+      _M.raise(format("bad argument to '%s' (unknown option %s)", fname,
+        _M.quote(k, client)))
     end
     if type(v) ~= want then
-      error(format("bad argument to '%s' (option %s: %s expected, got %s)",
-        fname, k, want, type(v)), 4)
+      _M.raise(format("bad argument to '%s' (option %s: %s expected, got %s)",
+        fname, k, want, type(v)))
     end
   end
   return opts

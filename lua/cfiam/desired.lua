@@ -373,8 +373,8 @@ end
 --   "invalid_argument" and err.file, err.line, err.key saying where.
 function _M.load_desired(src)
   if type(src) ~= "string" and type(src) ~= "table" then
-    error("bad argument to 'load_desired' (path or table expected, got "
-      .. type(src) .. ")", 2)
+    A.raise("bad argument to 'load_desired' (path or "
+      .. "table expected, got " .. type(src) .. ")")
   end
   if getmetatable(src) == DESIRED then return src end
   local source = type(src) == "string" and src or nil

@@ -109,24 +109,20 @@ end
 -- start with "_" are not made client methods (cfiam.extend).
 ---------------------------------------------------------------------------
 
---- Raises unless `group` is an id string or { name = string }; the level
--- points at the caller of the public function `fname` (through the
--- scrubbing wrapper of cfiam.extend): 4 from the public function itself,
--- 5 through _group_id.
-local function check_group_arg(group, fname, level, client)
-  level = level or 4
+--- Raises unless `group` is an id string or { name = string }.
+local function check_group_arg(group, fname, client)
   if type(group) == "string" then return end
   if type(group) == "table" and type(group.name) == "string" then
     for k in pairs(group) do
       if k ~= "name" then
-        error(format("bad argument to '%s' (group: unknown field %s; expected "
-          .. "an id or { name = ... })", fname, A.quote(k, client)), level)
+        A.raise(format("bad argument to '%s' (group: unknown field %s; expected "
+          .. "an id or { name = ... })", fname, A.quote(k, client)))
       end
     end
     return
   end
-  error(format("bad argument to '%s' (group: id string or { name = string } "
-    .. "expected, got %s)", fname, type(group)), level)
+  A.raise(format("bad argument to '%s' (group: id string or { name = string } "
+    .. "expected, got %s)", fname, type(group)))
 end
 
 --- The group's id: `group` itself when it is a string (checked later, where
@@ -134,7 +130,7 @@ end
 -- Raises on a wrong type (the caller of `fname`); returns id or nil, err.
 -- syntax: id, err = groups._group_id(client, account, group, fname)
 function _M._group_id(client, account, group, fname)
-  check_group_arg(group, fname, 5, client)
+  check_group_arg(group, fname, client)
   if type(group) == "string" then return group end
   local err = A.check_id(account, "account", client)
   if err then return nil, err end
@@ -331,7 +327,7 @@ end
 --   sent it, or nil, err (not_found for an unknown id or name).
 function _M.get_group(client, account, group)
   A.check_string(account, "account", "get_group")
-  check_group_arg(group, "get_group", 4, client)
+  check_group_arg(group, "get_group", client)
   local err = A.check_id(account, "account")
   if err then return nil, err end
   local id
@@ -388,7 +384,7 @@ local UPDATE_FIELDS = { name = "string", policies = "table", allow_empty = "bool
 -- @return the group as the API sent it after the change, or nil, err.
 function _M.update_group(client, account, group, spec)
   A.check_string(account, "account", "update_group")
-  check_group_arg(group, "update_group", 4, client)
+  check_group_arg(group, "update_group", client)
   check_spec(spec, "update_group")
   A.check_opts(spec, UPDATE_FIELDS, "update_group", client)
   local err = A.check_id(account, "account")
@@ -433,7 +429,7 @@ local DELETE_OPTS = { force = "boolean" }
 -- @return true, or nil, err.
 function _M.delete_group(client, account, group, opts)
   A.check_string(account, "account", "delete_group")
-  check_group_arg(group, "delete_group", 4, client)
+  check_group_arg(group, "delete_group", client)
   opts = A.check_opts(opts, DELETE_OPTS, "delete_group", client)
   local err = A.check_id(account, "account")
   if err then return nil, err end

@@ -1,7 +1,7 @@
 --- cfiam.ids: lists that mix member ids and e-mail addresses, turned into
 -- account-member ids through one listing of the account's members
 -- (GET /accounts/{id}/members, 50 a page; the member id, not the user id).
-local type, pairs, ipairs, error, require = type, pairs, ipairs, error, require
+local type, pairs, ipairs, require = type, pairs, ipairs, require
 local lower, find, format = string.lower, string.find, string.format
 local A = require("cfiam.args")
 local P = require("cfiam.pager")
@@ -20,18 +20,18 @@ end
 -- Raises when list is not a table or an entry has a wrong Lua type.
 function _M.split(list, what, fname, client)
   if type(list) ~= "table" then
-    error(format("bad argument to '%s' (%s: table expected, got %s)", fname,
-      what, type(list)), 4)
+    A.raise(format("bad argument to '%s' (%s: table expected, got %s)", fname,
+      what, type(list)))
   end
-  A.check_list(list, what, fname, 4)
+  A.check_list(list, what, fname)
   local ids, emails, seen, bad = {}, {}, {}, {}
   local is_id = require("cfiam").is_id
   for i = 1, #list do
     local v = list[i]
     if type(v) == "table" then v = v.id or v.email end
     if type(v) ~= "string" then
-      error(format("bad argument to '%s' (%s[%d]: string or table with id or "
-        .. "email expected, got %s)", fname, what, i, type(v)), 4)
+      A.raise(format("bad argument to '%s' (%s[%d]: string or table with id or "
+        .. "email expected, got %s)", fname, what, i, type(v)))
     end
     if is_id(v) then
       local id = lower(v)

@@ -15,8 +15,8 @@
 -- show is never touched. strategy = "replace" writes one PUT of the whole
 -- set instead: it removes whoever the listing missed or someone else added
 -- meanwhile; use verify to notice.
-local ipairs, tostring, tonumber, type, error =
-  ipairs, tostring, tonumber, type, error
+local ipairs, tostring, tonumber, type =
+  ipairs, tostring, tonumber, type
 local format = string.format
 local concat = table.concat
 
@@ -315,22 +315,22 @@ end
 -- that is not 32 hex or is in two parts.
 local function check_plan(plan, fname)
   if type(plan) ~= "table" then
-    error(format("bad argument to '%s' (plan: table expected, got %s)", fname,
-      type(plan)), 4)
+    A.raise(format("bad argument to '%s' (plan: table expected, got %s)", fname,
+      type(plan)))
   end
   local copy, where = {}, {}
   for _, part in ipairs({ "add", "remove", "keep" }) do
     local list = plan[part]
     if type(list) ~= "table" then
-      error(format("bad argument to '%s' (plan.%s: table expected, got %s)",
-        fname, part, type(list)), 4)
+      A.raise(format("bad argument to '%s' (plan.%s: table expected, got %s)",
+        fname, part, type(list)))
     end
     copy[part] = {}
     for i = 1, #list do
       local e = list[i]
       if type(e) ~= "table" or type(e.id) ~= "string" then
-        error(format("bad argument to '%s' (plan.%s[%d]: table with a string "
-          .. "id expected)", fname, part, i), 4)
+        A.raise(format("bad argument to '%s' (plan.%s[%d]: table with a string "
+          .. "id expected)", fname, part, i))
       end
       local bad = A.check_id(e.id, format("plan.%s[%d].id", part, i))
       if bad then return nil, bad end

@@ -4,7 +4,7 @@
 -- maximum), so resolving addresses in a large account costs
 -- total_count / 50 + 1 requests; each call lists once and resolves every
 -- address it was given from that one listing.
-local type, error = type, error
+local type = type
 local format = string.format
 local A = require("cfiam.args")
 local I = require("cfiam.ids")
@@ -22,16 +22,16 @@ function _M.resolve_members(client, account, emails, opts)
   A.check_string(account, "account", "resolve_members")
   opts = A.check_opts(opts, { concurrency = "number" }, "resolve_members", client)
   if type(emails) ~= "table" then
-    error("bad argument to 'resolve_members' (emails: table expected, got "
-      .. type(emails) .. ")", 3)
+    A.raise("bad argument to 'resolve_members' (emails: table expected, got "
+      .. type(emails) .. ")")
   end
-  A.check_list(emails, "emails", "resolve_members", 3)
+  A.check_list(emails, "emails", "resolve_members")
   local list, bad = {}, {}
   for i = 1, #emails do
     local v = emails[i]
     if type(v) ~= "string" then
-      error(format("bad argument to 'resolve_members' (emails[%d]: string "
-        .. "expected, got %s)", i, type(v)), 3)
+      A.raise(format("bad argument to 'resolve_members' (emails[%d]: string "
+        .. "expected, got %s)", i, type(v)))
     end
     if I.is_email(v) then list[#list + 1] = v else bad[#bad + 1] = v end
   end

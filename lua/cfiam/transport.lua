@@ -27,25 +27,11 @@
 local _M = {}
 
 local ngx = ngx -- luacheck: globals ngx
-local error, type, setmetatable, require = error, type, setmetatable, require
-local getinfo, sub, find = debug.getinfo, string.sub, string.find
+local type, setmetatable, require = type, setmetatable, require
+local find = string.find
 
--- "@/path/to/lua/cfiam/": the source prefix of cfiam's own Lua files.
-local HERE = "@" .. (sub(getinfo(1, "S").source, 2):match("^(.*[/\\])") or "")
-
---- Raises msg at the line of the first Lua function on the stack outside
--- cfiam's files (the user's call), not inside a helper.
-function _M.raise(msg)
-  local level = 2
-  while true do
-    local info = getinfo(level, "S")
-    if not info then error(msg, 0) end
-    if info.what ~= "C" and sub(info.source, 1, #HERE) ~= HERE then
-      error(msg, level)
-    end
-    level = level + 1
-  end
-end
+-- Raises at the user's line (not inside cfiam): one rule for every helper.
+_M.raise = require("cfiam.args").raise
 
 -- Logs msg at ngx.WARN once per worker for each key (the master, where
 -- init_by_lua runs, is another process: its flag is not the workers').
