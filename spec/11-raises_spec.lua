@@ -50,11 +50,11 @@ describe("raises name the caller's line", function()
     { "update_group", function(x) local r = x:update_group(ids.account, 7, {}) return r end },
     { "delete_group", function(x) local r = x:delete_group(ids.account, 7) return r end },
     { "plan_account", function(x) local r = x:plan_account(7) return r end },
-    { "plan_account concurrency", function(x)
-      local r = x:plan_account({ account = ids.account, groups = {} }, { concurrency = 0 }) return r end },
+    { "plan_account groups", function(x)
+      local r = x:plan_account({ account = ids.account, groups = {} }, { groups = { 7 } }) return r end },
     { "apply_account", function(x) local r = x:apply_account(7) return r end },
-    { "apply_account concurrency", function(x)
-      local r = x:apply_account({ account = ids.account, groups = {} }, { concurrency = 0 }) return r end },
+    { "apply_account option", function(x)
+      local r = x:apply_account({ account = ids.account, groups = {} }, { colour = 1 }) return r end },
     { "dump_account", function(x) local r = x:dump_account(ids.account, { groups = { 7 } }) return r end },
   }
 

@@ -619,7 +619,10 @@ groups:
     end)
 
     it("concurrency is checked, and any value gives the same plan", function()
-      assert.has_error(function() c:plan_account(current(), { concurrency = 0 }) end)
+      local none, err = c:plan_account(current(), { concurrency = 0 })
+      assert.is_nil(none)
+      assert.are.equal("invalid_argument", err.kind)
+      assert.matches("concurrency: expected a whole number from 1 to 64, got 0", err.message, 1, true)
       assert.has_error(function() c:plan_account(current(), { colour = 1 }) end)
       local cfg = current({ Sales = { members = { email(10) }, max_removals = 100 } })
       local a = assert(c:plan_account(cfg, { concurrency = 1 }))

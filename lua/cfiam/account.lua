@@ -31,7 +31,6 @@ local APPLY_OPTS = { concurrency = "number", log = "function", progress = "funct
 local DUMP_OPTS = { concurrency = "number", groups = "table" }
 
 local DEFAULT_CONCURRENCY = 8
-local MAX_CONCURRENCY = 64
 
 -- Raises unless the option groups, when given, is a list of strings.
 local function check_group_names(names, fname)
@@ -45,13 +44,12 @@ local function check_group_names(names, fname)
   end
 end
 
-local function check_concurrency(c, fname)
-  if c == nil then return DEFAULT_CONCURRENCY end
-  if c ~= c or c < 1 or c > MAX_CONCURRENCY or c % 1 ~= 0 then
-    A.raise(format("bad argument to '%s' (option concurrency: a whole number "
-      .. "from 1 to %d expected, got %s)", fname, MAX_CONCURRENCY, tostring(c)))
-  end
-  return c
+-- The option's value (default 8), or nil, invalid_argument (as for every
+-- helper's concurrency).
+local function concurrency_of(opts)
+  local err = A.check_concurrency(opts)
+  if err then return nil, err end
+  return opts.concurrency or DEFAULT_CONCURRENCY
 end
 
 ---------------------------------------------------------------------------
@@ -399,11 +397,12 @@ end
 --   plan when some groups failed; err.failed names them).
 function _M.plan_account(client, cfg, opts)
   opts = A.check_opts(opts, PLAN_OPTS, "plan_account", client)
-  local concurrency = check_concurrency(opts.concurrency, "plan_account")
   check_group_names(opts.groups, "plan_account")
   if type(cfg) ~= "table" then
     A.raise("bad argument to 'plan_account' (cfg: table expected, got " .. type(cfg) .. ")")
   end
+  local concurrency, cerr = concurrency_of(opts)
+  if not concurrency then return nil, cerr end
   local desired, err = D.load_desired(cfg)
   if not desired then return nil, err end
   local chosen
@@ -632,8 +631,9 @@ end
 --   group failed (the others were written).
 function _M.apply_account(client, plan, opts)
   opts = A.check_opts(opts, APPLY_OPTS, "apply_account", client)
-  local concurrency = check_concurrency(opts.concurrency, "apply_account")
   check_plan(plan, client)
+  local concurrency, cerr = concurrency_of(opts)
+  if not concurrency then return nil, cerr end
   local account = lower(plan.account)
   if plan.failed and #plan.failed > 0 then
     return nil, err_("invalid_argument", format("not applied: the plan has "
@@ -759,8 +759,9 @@ end
 function _M.dump_account(client, account, opts)
   A.check_string(account, "account", "dump_account")
   opts = A.check_opts(opts, DUMP_OPTS, "dump_account", client)
-  local concurrency = check_concurrency(opts.concurrency, "dump_account")
   check_group_names(opts.groups, "dump_account")
+  local concurrency, cerr = concurrency_of(opts)
+  if not concurrency then return nil, cerr end
   local err = A.check_id(account, "account")
   if err then return nil, err end
   account = lower(account)
