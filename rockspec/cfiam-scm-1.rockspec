@@ -24,7 +24,8 @@ dependencies = {
 -- lyaml (Debian lua-yaml) is needed only to read desired-state files
 -- (cfiam.load_desired on a path, `cfiam plan` and `cfiam apply`); it is
 -- loaded when first used, so the library and the other commands run
--- without it.
+-- without it. argparse (Debian lua-argparse) is needed only by the cfiam
+-- command, which parses its arguments with it; the library never loads it.
 external_dependencies = {
   CURL = { library = "curl" },
 }
@@ -57,6 +58,8 @@ build = {
     ["cfiam.account"] = "lua/cfiam/account.lua",
     ["cfiam.cli_account"] = "lua/cfiam/cli_account.lua",
     ["cfiam.cli_out"] = "lua/cfiam/cli_out.lua",
+    ["cfiam.cli_args"] = "lua/cfiam/cli_args.lua",
+    ["cfiam.cli_help"] = "lua/cfiam/cli_help.lua",
   },
   install = {
     bin = { cfiam = "bin/cfiam" },

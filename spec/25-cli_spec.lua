@@ -325,6 +325,91 @@ describe("cfiam command", function()
     end)
   end)
 
+  -- --concurrency N reaches the helpers; a bad N is a usage error before
+  -- anything is sent.
+  describe("--concurrency", function()
+    local function member_pages() return #H.requests(emu, "GET", H.members_pattern(big)) end
+
+    it("members list fetches the pages N at a time, with the same complete result", function()
+      local one = cfiam({ "members", "list", ids.account, big })
+      assert.are.equal(0, one.status, one.stderr)
+      local four = cfiam({ "members", "list", ids.account, big, "--concurrency", "4" })
+      assert.are.equal(0, four.status, four.stderr)
+      assert.are.equal(3000, #lines(four.stdout))
+      assert.are.equal(one.stdout, four.stdout)
+      -- page 3 fails: alone, the listing stops there; four at a time, the
+      -- pages after it were already asked for
+      for _, case in ipairs({ { args = {}, pages = 3 }, { args = { "--concurrency=4" }, pages = 7 } }) do
+        emu:reset()
+        emu:fault{ method = "GET", path = H.members_pattern(big), query = "[?&]page=3",
+          times = -1, status = 400 }
+        local args = { "members", "list", ids.account, big }
+        for _, v in ipairs(case.args) do args[#args + 1] = v end
+        local r = cfiam(args)
+        assert.are.equal(1, r.status, r.stderr)
+        assert.are.equal(case.pages, member_pages(), table.concat(args, " "))
+      end
+    end)
+
+    it("members remove sends the removals N at a time", function()
+      for _, case in ipairs({ { args = {}, deletes = 1 }, { args = { "--concurrency", "3" }, deletes = 3 } }) do
+        emu:reset()
+        -- the first DELETE fails: alone, the others are not sent
+        emu:fault{ method = "DELETE", times = 1, status = 400 }
+        local args = { "members", "remove", ids.account, small, member(1).id, member(2).id,
+          member(3).id }
+        for _, v in ipairs(case.args) do args[#args + 1] = v end
+        local r = cfiam(args)
+        assert.are.equal(1, r.status, r.stderr)
+        assert.are.equal(case.deletes, #H.requests(emu, "DELETE"), table.concat(args, " "))
+      end
+    end)
+
+    it("members add and sync, groups list take it", function()
+      local r = cfiam({ "members", "add", ids.account, small, member(10).email, "--concurrency", "8" })
+      assert.are.equal(0, r.status, r.stderr)
+      r = cfiam({ "members", "sync", ids.account, small, member(1).id, "--concurrency", "64",
+        "--yes", "--json" })
+      assert.are.equal(0, r.status, r.stderr)
+      assert.is_true(H.json(r.stdout).written)
+      assert.are.same({ member(1).id }, H.state_members(emu, ids.account, small))
+      r = cfiam({ "groups", "list", ids.account, "--concurrency", "2" })
+      assert.are.equal(0, r.status, r.stderr)
+      assert.are.equal(4, #lines(r.stdout))
+    end)
+
+    it("0, 65, x, 1.5 or no value: exit 2, one line, nothing sent", function()
+      for _, verb in ipairs({ { "list" }, { "add", member(1).id }, { "remove", member(1).id },
+        { "sync", member(1).id, "--yes" } }) do
+        for _, n in ipairs({ "0", "65", "x", "1.5", "-1", "" }) do
+          for _, json in ipairs({ false, true }) do
+            local args = { "members", verb[1], ids.account, small }
+            for i = 2, #verb do args[#args + 1] = verb[i] end
+            args[#args + 1] = "--concurrency=" .. n
+            if json then args[#args + 1] = "--json" end
+            local what = table.concat(args, " ")
+            local r = cfiam(args)
+            assert.are.equal(2, r.status, what)
+            local l = lines(r.stderr)
+            assert.matches("^cfiam: %-%-concurrency: expected a whole number from 1 to 64, got",
+              l[1], nil, what)
+            if json then
+              assert.are.equal(1, #l, what)
+              assert.are.equal(l[1]:sub(8), H.json(r.stdout).error.message, what)
+            else
+              assert.are.same({ "(see cfiam members --help)" }, { l[2], l[3] }, what)
+              assert.are.equal("", r.stdout, what)
+            end
+          end
+        end
+      end
+      local r = cfiam({ "members", "list", ids.account, small, "--concurrency" })
+      assert.are.equal(2, r.status)
+      assert.are.equal(2, #lines(r.stderr))
+      assert.are.same({}, emu:requests())
+    end)
+  end)
+
   describe("groups list", function()
     it("prints id and name per group, --name and --json", function()
       local r = cfiam({ "groups", "list", ids.account })

@@ -87,7 +87,7 @@ describe("cfiam groups show|create|rename|delete", function()
       assert.are.equal("not_found", H.json(r.stdout).error.kind)
       r = cfiam({ "groups", "show", A })
       assert.are.equal(2, r.status)
-      assert.matches("missing ACCOUNT GROUP", r.stderr, 1, true)
+      assert.matches("missing argument 'GROUP'", r.stderr, 1, true)
     end)
   end)
 

@@ -6,7 +6,7 @@ set -e
 PKGS="gcc make pkg-config libcurl4-openssl-dev ca-certificates openssl
 lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev
 lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev
-lua-cjson lua-yaml lua-busted lua-socket lua-sec lua-check luarocks
+lua-cjson lua-yaml lua-argparse lua-busted lua-socket lua-sec lua-check luarocks
 nginx-light libnginx-mod-http-lua
 clang libclang-rt-14-dev valgrind"
 # Node.js (Prism, the official SDK): the machine's own node/npm when present

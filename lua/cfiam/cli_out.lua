@@ -1,8 +1,8 @@
 --- cfiam.cli_out: what the `cfiam` subcommands share (cfiam.cli for
 -- members and groups, cfiam.cli_account for plan, apply and dump): the
 -- JSON writer, the scrubbed writing of every byte printed, escaping for
--- text lines, usage errors, Ctrl-C, the terminal probe, the confirmation
--- and the option parser.
+-- text lines, usage errors, Ctrl-C, the terminal probe and the
+-- confirmation.
 --
 -- setup() must run once the cfiam module is loaded: from then on every
 -- write passes through the C scrubbing with the environment's credentials,
@@ -193,58 +193,24 @@ function _M.confirmed(io_)
   return answer == "y" or answer == "yes"
 end
 
----------------------------------------------------------------------------
--- Options
----------------------------------------------------------------------------
-
---- Splits argv (from index i) into positional arguments and options.
--- allowed[name]: false = a flag, true = takes a value, "list" = takes a
--- value and may be repeated (collected in an array). Returns pos, opts or
--- nil, a usage error.
-function _M.parse(argv, i, allowed)
-  local pos, opts = {}, {}
-  local only_pos = false
-  while argv[i] ~= nil do
-    local a = argv[i]
-    if only_pos or a == "-" or a:sub(1, 1) ~= "-" then
-      pos[#pos + 1] = a
-    elseif a == "--" then
-      only_pos = true
-    elseif a == "-h" or a == "--help" then
-      opts.help = true
-    elseif a == "-y" then
-      if allowed.yes == nil then return nil, _M.usage("unknown option -y") end
-      opts.yes = true
-    else
-      local name, value = a:match("^%-%-([%w%-]+)=(.*)$")
-      name = name or a:match("^%-%-([%w%-]+)$")
-      if not name or allowed[name] == nil then
-        return nil, _M.usage("unknown option " .. quote(a))
-      end
-      if allowed[name] then
-        if value == nil then
-          i = i + 1
-          value = argv[i]
-          -- "--max-removals --json": an option, not a value (--name=--x is one)
-          if value == nil or value:sub(1, 2) == "--" then
-            return nil, _M.usage("option --" .. name .. " needs a value")
-          end
-        end
-        if allowed[name] == "list" then
-          opts[name] = opts[name] or {}
-          opts[name][#opts[name] + 1] = value
-        else
-          opts[name] = value
-        end
-      elseif value ~= nil then
-        return nil, _M.usage("option --" .. name .. " takes no value")
-      else
-        opts[name] = true
-      end
-    end
-    i = i + 1
+--- nil when a write may go ahead (opts.yes, or "y" at the prompt on a
+-- terminal), or the refusal (kind "refused", exit 2) with `fields` added.
+-- what: "written", "deleted". no_terminal: standard input was the data.
+function _M.confirm(opts, out, io_, prompt, what, fields, no_terminal)
+  if opts.yes then return nil end
+  local message
+  if no_terminal or not _M.stdin_is_tty() then
+    message = "not " .. what .. ": standard input is not a terminal to confirm on; pass --yes"
+  else
+    _M.flush(out, opts, io_)
+    _M.write(io_.stderr, prompt)
+    io_.stderr:flush()
+    if _M.confirmed(io_) then return nil end
+    message = "not confirmed: nothing " .. what
   end
-  return pos, opts
+  local err = _M.usage(message, "refused")
+  for k, v in pairs(fields or {}) do err[k] = v end
+  return err
 end
 
 return _M
