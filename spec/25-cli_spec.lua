@@ -76,6 +76,21 @@ describe("cfiam command", function()
       assert.are.same({}, emu:requests())
     end)
 
+    it("refuses an over-long option or command word at once (exit 2, a bounded message)", function()
+      -- argparse's "did you mean" search is quadratic in the word: 100 KB
+      -- takes about 20 s; the timeout proves the refusal does not hang.
+      local huge = string.rep("x", 100000)
+      for _, args in ipairs({ { "--" .. huge }, { huge }, { "members", huge },
+        { "members", "list", ids.account, small, "--" .. huge .. "=1" } }) do
+        local r = cfiam(args, { timeout = 10 })
+        assert.are.equal(2, r.status)
+        local first = r.stderr:match("^[^\n]*")
+        assert.matches("^cfiam: unknown %a+ ", first)
+        assert.is_true(#first < 1100, #first)
+      end
+      assert.are.same({}, emu:requests())
+    end)
+
     it("exits 2 without credentials", function()
       local r = cfiam({ "members", "list", ids.account, small },
         { env = { CLOUDFLARE_BASE_URL = emu.base_url } })

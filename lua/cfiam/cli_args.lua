@@ -187,6 +187,24 @@ local function message(msg, argv)
   return O.text(head)
 end
 
+-- No option or command name is this long: longer words are refused before
+-- argparse, whose "did you mean" search takes time quadratic in a word.
+local MAX_NAME = 64
+
+-- A usage message for an over-long option or command word, or nil.
+local function too_long(argv)
+  for i = 1, #argv do
+    if argv[i] == "--" then break end
+    local name = argv[i]:match("^(%-%-?[^=]*)")
+    if name and #name > MAX_NAME then return "unknown option " .. O.quote(name) end
+  end
+  local w = words(argv, 2)
+  if w[1] and #w[1] > MAX_NAME then return "unknown command " .. O.quote(w[1]) end
+  if (w[1] == "members" or w[1] == "groups") and w[2] and #w[2] > MAX_NAME then
+    return "unknown command " .. O.quote(w[2])
+  end
+end
+
 --- Parses argv (the words after the command's name). Returns a table:
 --   { help = TEXT }                 help asked for: -h/--help at some level
 --                                   or `cfiam help`
@@ -195,6 +213,8 @@ end
 -- or nil, a usage error. --json is args.json (or given(argv, "--json")
 -- when no parse succeeded).
 function _M.parse(argv)
+  local long = too_long(argv)
+  if long then return nil, O.usage(long) end
   local asked = {}
   local ok, res = parser(asked):pparse(argv)
   if asked.text then return { help = asked.text } end

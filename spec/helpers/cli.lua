@@ -131,6 +131,7 @@ local function command(script, args, opts, files)
   for k in pairs(opts.env or {}) do names[#names + 1] = k end
   table.sort(names)
   for _, k in ipairs(names) do parts[#parts + 1] = k .. "=" .. shquote(opts.env[k]) end
+  if opts.timeout then parts[#parts + 1] = "timeout -k 2 " .. opts.timeout end
   parts[#parts + 1] = _M.LUA
   parts[#parts + 1] = shquote(script)
   for _, a in ipairs(args or {}) do parts[#parts + 1] = shquote(a) end
@@ -153,7 +154,8 @@ end
 
 --- Runs `script` (bin/cfiam or an example) with the suite's interpreter.
 -- opts: env (table; the environment is exactly PATH, LUA_PATH, LUA_CPATH
--- and these), stdin (a string fed through a file, so never a terminal).
+-- and these), stdin (a string fed through a file, so never a terminal),
+-- timeout (seconds, then the run is killed: exit status 124 or 137).
 -- Returns { status = exit code, stdout = ..., stderr = ... }.
 function _M.run(script, args, opts)
   opts = opts or {}
