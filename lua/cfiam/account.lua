@@ -37,7 +37,7 @@ local function check_concurrency(c, fname)
   if c == nil then return DEFAULT_CONCURRENCY end
   if c ~= c or c < 1 or c > MAX_CONCURRENCY or c % 1 ~= 0 then
     error(format("bad argument to '%s' (option concurrency: a whole number "
-      .. "from 1 to %d expected, got %s)", fname, MAX_CONCURRENCY, tostring(c)), 3)
+      .. "from 1 to %d expected, got %s)", fname, MAX_CONCURRENCY, tostring(c)), 4)
   end
   return c
 end
