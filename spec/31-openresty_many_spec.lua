@@ -47,11 +47,12 @@ local SERVER = [==[
     # "<chunk>:<line>|<raised>|<ok>"
     location = /bad_concurrency { content_by_lua_block {
       local c = require("cfiam").new{ api_token = "test-token", base_url = "http://127.0.0.1:9" }
+      local calls, bad, acc = { { "GET", "/x" } }, { concurrency = 0 }, string.rep("a", 32)
       local here, ok, e
       if ngx.var.arg_f == "many" then
-        here, ok, e = debug.getinfo(1, "Sl"), pcall(function() local r = c:request_many({ { "GET", "/x" } }, { concurrency = 0 }) return r end)
+        here, ok, e = debug.getinfo(1, "Sl"), pcall(function() local r = c:request_many(calls, bad) return r end)
       else
-        here, ok, e = debug.getinfo(1, "Sl"), pcall(function() local r = c:dump_account(string.rep("a", 32), { concurrency = 0 }) return r end)
+        here, ok, e = debug.getinfo(1, "Sl"), pcall(function() local r = c:dump_account(acc, bad) return r end)
       end
       ngx.print(here.short_src, ":", here.currentline, "|", tostring(e), "|", tostring(ok))
     } }
@@ -268,11 +269,12 @@ describe("request_many under OpenResty", function()
       assert.equals(at .. ": " .. message, msg)
     end
     -- as on the libcurl path, in this process
-    local c = core.client(emu)
-    local line, _, e = debug.getinfo(1, "l").currentline, pcall(function() local r = c:request_many({}, { concurrency = 0 }) return r end)
-    assert.equals("spec/31-openresty_many_spec.lua:" .. line .. ": " .. want.many, e)
-    line, _, e = debug.getinfo(1, "l").currentline, pcall(function() local r = c:dump_account(A, { concurrency = 0 }) return r end)
-    assert.equals("spec/31-openresty_many_spec.lua:" .. line .. ": " .. want.dump_account, e)
+    local c, bad = core.client(emu), { concurrency = 0 }
+    local function line() return debug.getinfo(2, "l").currentline end
+    local n, _, e = line(), pcall(function() local r = c:request_many({}, bad) return r end)
+    assert.equals("spec/31-openresty_many_spec.lua:" .. n .. ": " .. want.many, e)
+    n, _, e = line(), pcall(function() local r = c:dump_account(A, bad) return r end)
+    assert.equals("spec/31-openresty_many_spec.lua:" .. n .. ": " .. want.dump_account, e)
     c:close()
     assert.equals(0, #emu:requests())
   end)
