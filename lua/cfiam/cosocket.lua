@@ -636,8 +636,9 @@ local function gate(core, client, batch, attempt)
   end
 end
 
--- After an error answer of a call of `batch` that will wait `wait`
--- seconds before its retry (nil: no retry).
+-- After an error answer of a call of `batch`: a 429 holds the batch back
+-- for `wait` (the call's wait before its retry; nil: no retry), else for
+-- its Retry-After.
 local function hold_batch(batch, err, wait)
   if err.status ~= 429 then return end
   update_time()
