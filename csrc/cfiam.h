@@ -268,6 +268,8 @@ void cfiam_pacer_sent(cfiam_pacer *p);
 void cfiam_rl_push(lua_State *L, const cfiam_rl_reading *r);
 /* Pushes nil, err: rate_limited, nothing sent, retry_after = wait. */
 int cfiam_rl_refuse(lua_State *L, double wait, int attempts);
+/* core.rate_limited(wait, attempts [, message]): cfiam_rl_refuse for Lua. */
+int cfiam_rl_refuse_hook(lua_State *L);
 
 /* ---- idset.c ---------------------------------------------------------- */
 

@@ -412,16 +412,17 @@ static int client_prepare_many(lua_State *L) {
     return 2;
 }
 
-/* core.pace(client) -> true when one more request may go now (it is counted
- * as sent and in flight until core.pace_done(client)), false, seconds when
- * it must wait that long first (0: until an answer to the request in
- * flight tells the quota), or nil, err (rate_limited) when the wait is
- * beyond the timeout. */
+/* core.pace(client [, attempts]) -> true when one more request may go now
+ * (it is counted as sent and in flight until core.pace_done(client)),
+ * false, seconds when it must wait that long first (0: until an answer to
+ * the request in flight tells the quota), or nil, err (rate_limited, with
+ * the call's attempts so far, default 0) when the wait is beyond the
+ * timeout. */
 static int client_pace(lua_State *L) {
     cfiam_client *c = cfiam_check_client(L, 1);
     double w = cfiam_pacer_wait(&c->pacer, cfiam_now());
     if (w > c->timeout)
-        return cfiam_rl_refuse(L, w, 0);
+        return cfiam_rl_refuse(L, w, (int)luaL_optinteger(L, 2, 0));
     if (w > 0 || (!c->pacer.contacted && c->pacer.inflight > 0)) {
         lua_pushboolean(L, 0);
         lua_pushnumber(L, w > 0 ? w : 0);
@@ -448,6 +449,7 @@ void cfiam_multi_init(lua_State *L, int core) {
         {"prepare_many", client_prepare_many},
         {"pace", client_pace},
         {"pace_done", client_pace_done},
+        {"rate_limited", cfiam_rl_refuse_hook},
         {NULL, NULL}};
     luaL_getmetatable(L, CFIAM_CLIENT_MT);
     lua_getfield(L, -1, "__index");

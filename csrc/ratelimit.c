@@ -325,10 +325,9 @@ void cfiam_rl_push(lua_State *L, const cfiam_rl_reading *r) {
     }
 }
 
-int cfiam_rl_refuse(lua_State *L, double wait, int attempts) {
-    char msg[200];
-    snprintf(msg, sizeof(msg), "the rate-limit quota is used up until its "
-             "reset in %.1f s, beyond the timeout; nothing was sent", wait);
+/* Pushes nil, err: rate_limited with `msg`, retry_after = wait rounded
+ * up, attempts. */
+static int refuse(lua_State *L, const char *msg, double wait, int attempts) {
     lua_pushnil(L);
     cfiam_push_error(L, CFIAM_E_RATE_LIMITED, msg);
     lua_pushnumber(L, ceil(wait));
@@ -336,4 +335,22 @@ int cfiam_rl_refuse(lua_State *L, double wait, int attempts) {
     lua_pushinteger(L, attempts);
     lua_setfield(L, -2, "attempts");
     return 2;
+}
+
+int cfiam_rl_refuse(lua_State *L, double wait, int attempts) {
+    char msg[200];
+    snprintf(msg, sizeof(msg), "the rate-limit quota is used up until its "
+             "reset in %.1f s, beyond the timeout; nothing was sent", wait);
+    return refuse(L, msg, wait, attempts);
+}
+
+/* core.rate_limited(wait, attempts [, message]) -> nil, err: the same
+ * refusal for the cosocket transport (its batch hold, its shared budget),
+ * with the message of the libcurl path unless one is given. */
+int cfiam_rl_refuse_hook(lua_State *L) {
+    double wait = (double)luaL_checknumber(L, 1);
+    int attempts = (int)luaL_checkinteger(L, 2);
+    if (lua_isnoneornil(L, 3))
+        return cfiam_rl_refuse(L, wait, attempts);
+    return refuse(L, luaL_checkstring(L, 3), wait, attempts);
 }

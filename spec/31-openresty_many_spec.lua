@@ -12,6 +12,8 @@ local cjson = require("cjson").new()
 
 local MEMBERS = core.MEMBERS_PATH
 local A = core.ACCOUNT
+local G = core.GROUP
+local GROUP_PATH = "/accounts/" .. A .. "/iam/user_groups/" .. G
 local EMPTY = "/accounts/" .. A .. "/iam/user_groups/" .. core.GROUP2 .. "/members"
 local MISSING = "/accounts/" .. A .. "/iam/user_groups/" .. core.fake_id(9) .. "/members"
 
@@ -38,6 +40,22 @@ local SERVER = [==[
         return
       end
       ngx.print(cjson.encode({ out = out, err = err, exchanges = cos.exchanges - before }))
+    } }
+
+    # request_many (?f=many) with a bad concurrency, or a helper
+    # (?f=dump_account) with a bad option, called on the line that also
+    # notes where it is:
+    # "<chunk>:<line>|<raised>|<ok>"
+    location = /bad_concurrency { content_by_lua_block {
+      local c = require("cfiam").new{ api_token = "test-token", base_url = "http://127.0.0.1:9" }
+      local calls, bad, acc = { { "GET", "/x" } }, { concurrency = 0 }, string.rep("a", 32)
+      local here, ok, e
+      if ngx.var.arg_f == "many" then
+        here, ok, e = debug.getinfo(1, "Sl"), pcall(function() local r = c:request_many(calls, bad) return r end)
+      else
+        here, ok, e = debug.getinfo(1, "Sl"), pcall(function() local r = c:dump_account(acc, { groups = { 7 } }) return r end)
+      end
+      ngx.print(here.short_src, ":", here.currentline, "|", tostring(e), "|", tostring(ok))
     } }
 
     # n calls of client:request one after another: "ok <successes>"
@@ -147,6 +165,118 @@ describe("request_many under OpenResty", function()
     local st = quota_emu:stats()
     assert.equals(0, st.rate_limited)
     assert.equals(8, st.requests)
+  end)
+
+  -- call 1 goes alone (the quota is unknown), then calls 2 and 3 together:
+  -- call 2 is answered 429 at once, while call 3, still in flight, gets a
+  -- 503 later and asks to be retried at once
+  local function hold_faults(e, retry_after)
+    e:fault({ method = "GET", path = "/" .. G .. "/members$", delay_ms = 400, status = 503, times = 1,
+              headers = { ["retry-after-ms"] = "1" } })
+    e:fault({ method = "GET", path = "/" .. G .. "$", status = 429, times = 1,
+              headers = { ["Retry-After"] = retry_after } })
+    local calls = { { "GET", EMPTY }, { "GET", GROUP_PATH }, { "GET", MEMBERS } }
+    for i = 4, 8 do calls[i] = { "GET", EMPTY, query = { page = i } } end
+    return calls
+  end
+
+  -- The request log of a hold_faults batch: every request that arrived
+  -- after the 429, but for call 3's first (in flight before the 429 was
+  -- answered), came once the hold was over (to the clocks' millisecond).
+  local function assert_held(reqs, hold)
+    local t429, first3
+    for i, r in ipairs(reqs) do
+      if r.path:find("/" .. G .. "$") and not t429 then t429 = r.received end
+      if r.path:find("/" .. G .. "/members$") and not first3 then first3 = i end
+    end
+    assert.is_number(t429)
+    for i, r in ipairs(reqs) do
+      if r.received > t429 and i ~= first3 then
+        assert.is_true(r.received >= t429 + hold - 0.01, ("request %d (%s%s) came %.3f s "
+          .. "after the 429, during its hold"):format(i, r.path, r.query, r.received - t429))
+      end
+    end
+  end
+
+  local function keys(t)
+    local k = {}
+    for name in pairs(t) do k[#k + 1] = name end
+    table.sort(k)
+    return k
+  end
+
+  it("a 429 holds back every call of the batch, retries of calls in flight included, as libcurl does", function()
+    local calls = hold_faults(emu, "1")
+    local got = in_nginx(emu, calls, { concurrency = 2 }, { max_retries = 2 })
+    assert.is_nil(got.raised)
+    for i = 1, 8 do assert.is_nil(got.out[i].err, i) end
+    assert.equals(2, got.out[2].meta.attempts)
+    assert.equals(2, got.out[3].meta.attempts)
+    local reqs = emu:requests()
+    assert.equals(10, #reqs)
+    assert_held(reqs, 1)
+    -- the libcurl path, the same batch
+    emu:reset(core.seed())
+    calls = hold_faults(emu, "1")
+    local c = core.client(emu, { max_retries = 2 })
+    local out = c:request_many(calls, { concurrency = 2 })
+    c:close()
+    for i = 1, 8 do assert.same(shape(out[i]), shape(got.out[i]), i) end
+    assert_held(emu:requests(), 1)
+  end)
+
+  it("a hold beyond the timeout fails every call waiting for it at once, retries included, unsent, "
+    .. "with the libcurl path's error", function()
+    -- a Retry-After over 60 s is not waited: call 2 ends on its 429, and
+    -- call 3's retry and calls 4..8 would wait beyond the timeout
+    local calls = hold_faults(emu, "61")
+    local got = in_nginx(emu, calls, { concurrency = 2 }, { max_retries = 2 })
+    assert.is_nil(got.raised)
+    assert.equals(3, #emu:requests())
+    emu:reset(core.seed())
+    calls = hold_faults(emu, "61")
+    local c = core.client(emu, { max_retries = 2 })
+    local out = c:request_many(calls, { concurrency = 2 })
+    c:close()
+    assert.equals(3, #emu:requests())
+    assert.is_nil(got.out[1].err)
+    assert.equals(429, got.out[2].err.status)
+    assert.same(shape(out[2]), shape(got.out[2]))
+    for i = 3, 8 do
+      local e, want = got.out[i].err, out[i].err
+      assert.equals("rate_limited", e.kind, i)
+      assert.is_nil(e.status)
+      assert.equals(i == 3 and 1 or 0, e.attempts, i)
+      assert.equals(want.attempts, e.attempts, i)
+      assert.is_true(e.retry_after > 50 and e.retry_after <= 61, e.retry_after)
+      -- the same message, but for the seconds left
+      local strip = "%d+%.%d s"
+      assert.equals((want.message:gsub(strip, "")), (e.message:gsub(strip, "")), i)
+      assert.same(keys(want), keys(e), i) -- the same fields
+    end
+  end)
+
+  it("a bad option raises at the caller's line, not inside cfiam", function()
+    local want = {
+      many = "bad argument to 'request_many' (option 'concurrency' must be a whole number from 1 to 64)",
+      dump_account = "bad argument to 'dump_account' (option groups[1]: string expected, got number)",
+    }
+    for f, message in pairs(want) do
+      local status, body = srv:get("/bad_concurrency?f=" .. f, 10)
+      assert.equals(200, status)
+      local at, msg, ok = body:match("^([^|]*)|([^|]*)|(.*)$")
+      assert.equals("false", ok)
+      assert.equals(at .. ": " .. message, msg)
+    end
+    -- as on the libcurl path, in this process
+    local c, bad = core.client(emu), { concurrency = 0 }
+    local function line() return debug.getinfo(2, "l").currentline end
+    local n, _, e = line(), pcall(function() local r = c:request_many({}, bad) return r end)
+    assert.equals("spec/31-openresty_many_spec.lua:" .. n .. ": " .. want.many, e)
+    n, _, e = line(), pcall(function() local r = c:dump_account(A, { groups = { 7 } }) return r end)
+    assert.equals("spec/31-openresty_many_spec.lua:" .. n .. ": " .. want.dump_account, e)
+    c:close()
+    assert.equals(0, #emu:requests())
   end)
 
   it("a 429 that ends a call holds back the calls not yet started", function()

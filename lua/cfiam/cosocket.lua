@@ -11,6 +11,9 @@
 --   core.outcome    turns status, headers and body into result, meta or
 --                   nil, err, wait
 --   core.failure    the error for a transport failure, and its wait
+--   core.pace       the quota pacing of every attempt
+--   core.rate_limited  the refusal of a request that would wait too long
+--                   (a 429's hold, the shared budget), unsent
 -- Retries wait with ngx.sleep, which yields: the worker keeps serving.
 --
 -- With shared_dict set, a rate-limit budget per token is kept in that
@@ -512,17 +515,14 @@ local function budget_take(client, cfg, req, attempt, deadline)
       if wait < 0.001 then wait = 0.001 end
     end
     if wait > RETRY_CAP or t + wait > deadline then
-      return nil, require("cfiam.core").error({ kind = "rate_limited",
-        message = how == "used up" and fmt("the quota of this token is used up (its "
-          .. "Ratelimit header, kept in lua_shared_dict %s); retry after "
-          .. "%.0f s%s", cfg.shared_dict, wait,
-          wait > RETRY_CAP and "" or " (beyond the timeout of this call)")
-          or fmt("the shared request budget of this token is used up "
-          .. "(%d requests per %d s, lua_shared_dict %s); retry after %.0f s"
-          .. "%s", BUDGET.limit, W, cfg.shared_dict, wait,
-          wait > RETRY_CAP and "" or " (beyond the timeout of this call)"),
-        errors = {}, messages = {}, attempts = attempt - 1,
-        retry_after = wait })
+      local beyond = wait > RETRY_CAP and "" or " (beyond the timeout of this call)"
+      return require("cfiam.core").rate_limited(wait, attempt - 1, how == "used up"
+        and fmt("the quota of this token is used up (its Ratelimit header, "
+          .. "kept in lua_shared_dict %s); retry after %.0f s%s",
+          cfg.shared_dict, wait, beyond)
+        or fmt("the shared request budget of this token is used up (%d "
+          .. "requests per %d s, lua_shared_dict %s); retry after %.0f s%s",
+          BUDGET.limit, W, cfg.shared_dict, wait, beyond))
     end
     sleep(wait)
   end
@@ -598,8 +598,57 @@ local function headers_of(req)
   return (gsub(req.headers, UA_DEFAULT, ua_ours, 1))
 end
 
--- Runs a prepared request with retries. Returns what client:request does.
-local function run(client, req)
+-- ---- the gate before every attempt --------------------------------------
+-- Every attempt, first or retry, of a single call or of a request_many
+-- batch (`batch`: { hold, timeout }; a single call has a batch of its
+-- own), waits first for the batch's hold and then for the quota pacing of
+-- the C core (core.pace, which learns from every answer's Ratelimit
+-- headers through core.outcome; while the quota is unknown one request
+-- goes first and the others wait for its answer). As in the libcurl path
+-- (multi.c): a 429 answer, retried or final, holds back the whole batch
+-- for as long as its call waits before the retry, else for its
+-- Retry-After; a retry is made once its own wait is over, then at the
+-- gate like any other attempt; a hold or a pacing wait beyond the
+-- client's timeout fails the call at once, unsent, with the refusal of
+-- the C core (core.rate_limited, core.pace). One difference: a final 429
+-- without a usable Retry-After holds nothing here, while libcurl holds
+-- the batch for the backoff the call would have waited (core.outcome
+-- gives no wait for a call that has no retries left).
+
+-- Waits until the batch's hold and the quota let attempt `attempt` go:
+-- true (the request then counts as in flight until core.pace_done), or
+-- nil, err.
+local function gate(core, client, batch, attempt)
+  while true do
+    update_time()
+    local hold = batch.hold - now()
+    if hold > 0 then
+      if hold > batch.timeout then
+        return core.rate_limited(hold, attempt - 1)
+      end
+      sleep(hold)
+    else
+      local ok, w = core.pace(client, attempt - 1)
+      if ok then return true end
+      if ok == nil then return nil, w end
+      sleep(w > 0 and w or PROBE_WAIT)
+    end
+  end
+end
+
+-- After an error answer of a call of `batch`: a 429 holds the batch back
+-- for `wait` (the call's wait before its retry; nil: no retry), else for
+-- its Retry-After.
+local function hold_batch(batch, err, wait)
+  if err.status ~= 429 then return end
+  update_time()
+  local till = now() + (wait or err.retry_after or 0)
+  if till > batch.hold then batch.hold = till end
+end
+
+-- Runs a prepared request with retries, each attempt after the gate of
+-- `batch`. Returns what client:request does.
+local function run(client, req, batch)
   local core = require("cfiam.core")
   local cfg = transport.config_of(client)
   local parts = { req.method, " ", cfg.prefix or "", req.target,
@@ -615,16 +664,21 @@ local function run(client, req)
   local attempt = 0
   while true do
     attempt = attempt + 1
+    local ok, gerr = gate(core, client, batch, attempt)
+    if not ok then return nil, gerr end
     update_time()
     local started = now()
     local deadline = started + cfg.timeout -- the budget's wait counts too
     local probe
     if shared then
-      local ok, berr = budget_take(client, cfg, req, attempt, deadline)
-      if not ok then return nil, berr end
-      probe = berr
+      ok, probe = budget_take(client, cfg, req, attempt, deadline)
+      if not ok then
+        core.pace_done(client)
+        return nil, probe
+      end
     end
     local status, headers, body = exchange(cfg, req, wire, started, deadline)
+    core.pace_done(client) -- before the answer's quota is read, as libcurl
     local res, second, wait
     if status then
       res, second, wait = core.outcome(client, req.decode, attempt, status,
@@ -632,6 +686,7 @@ local function run(client, req)
       if shared then quota_note(client, cfg, req, probe) end
       if res ~= nil then return res, second end -- result, meta
       if shared then budget_note(client, cfg, req, second, wait) end
+      hold_batch(batch, second, wait)
     else
       if probe then budget_dict(cfg):delete(budget_key(client, req) .. "rlprobe") end
       second, wait = select(2, core.failure(client, headers, body, attempt))
@@ -673,61 +728,25 @@ end
 
 -- ---- many calls at once (client:request_many) ---------------------------
 -- Up to `concurrency` light threads (ngx.thread.spawn) take the calls in
--- order; each call goes through run (its own retries), after the quota
--- pacing of the C core (core.pace, which learns from every answer's
--- Ratelimit headers through core.outcome; while the quota is unknown
--- one request goes first and the others wait for its answer). A call that
--- ends on a 429 holds back the calls not yet started for its Retry-After;
--- a hold or a pacing wait beyond the client's timeout fails them at once,
--- unsent.
-local PROBE_POLL = 0.005 -- seconds between looks while a probe is out
+-- order; each call goes through run, whose every attempt passes the gate
+-- of the batch (above).
 
-local wait_thread = join
-local many_core -- require "cfiam.core", on first use (loaded by the C module)
-
--- Waits until the batch's hold and the quota let one more request go:
--- true, or nil, err.
-local function many_gate(client, batch)
-  local core = many_core
-  while true do
-    update_time()
-    local hold = batch.hold - now()
-    if hold > 0 then
-      if hold > batch.timeout then
-        return nil, core.error({ kind = "rate_limited",
-          message = fmt("the batch is held back %.1f s by a 429, beyond the "
-            .. "timeout; nothing was sent", hold),
-          errors = {}, messages = {}, attempts = 0, retry_after = hold })
-      end
-      sleep(hold)
-    else
-      local ok, w = core.pace(client)
-      if ok then return true end
-      if ok == nil then return nil, w end
-      sleep(w > 0 and w or PROBE_POLL)
-    end
-  end
-end
-
---- run for one call (client:request, update_members), after the quota
--- pacing of the C core: the same rule as libcurl's single calls.
+--- run for one call (client:request, update_members), with a batch of
+-- its own: the same rules as libcurl's single calls.
 -- @return what run returns
 function _M.paced_run(client, req)
-  many_core = many_core or require("cfiam.core")
-  local ok, err = many_gate(client, { hold = 0,
+  return run(client, req, { hold = 0,
     timeout = transport.config_of(client).timeout })
-  if not ok then return nil, err end
-  local res, second = run(client, req)
-  many_core.pace_done(client)
-  return res, second
 end
 
 --- client:request_many over cosockets (same arguments and results).
 -- @return out | nil, err
 function _M.request_many(client, calls, opts)
-  many_core = many_core or require("cfiam.core")
-  local core = many_core
-  local reqs, concurrency = core.prepare_many(client, calls, opts)
+  -- through pcall, a raise (a bad option) carries no position of this
+  -- file: transport.raise gives it the caller's
+  local ok, reqs, concurrency = pcall(require("cfiam.core").prepare_many,
+    client, calls, opts)
+  if not ok then transport.raise(reqs) end
   if not reqs then return nil, concurrency end
   local n, out, nexti = #reqs, {}, 0
   local batch = { hold = 0, timeout = transport.config_of(client).timeout }
@@ -735,20 +754,11 @@ function _M.request_many(client, calls, opts)
     while nexti < n do
       nexti = nexti + 1
       local i = nexti
-      local res, second = many_gate(client, batch)
-      if res then
-        res, second = run(client, reqs[i])
-        core.pace_done(client)
-      end
+      local res, second = run(client, reqs[i], batch)
       if res ~= nil then
         out[i] = { result = res, meta = second }
       else
         out[i] = { err = second }
-        if type(second) == "table" and second.status == 429 then
-          update_time()
-          local till = now() + (second.retry_after or 1)
-          if till > batch.hold then batch.hold = till end
-        end
       end
     end
   end
@@ -757,8 +767,8 @@ function _M.request_many(client, calls, opts)
     threads[t] = spawn(worker)
   end
   for t = 1, #threads do
-    local ok, e = wait_thread(threads[t])
-    if not ok then error(e, 2) end
+    local done, e = join(threads[t])
+    if not done then transport.raise(e) end
   end
   return out
 end

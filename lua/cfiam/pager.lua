@@ -45,10 +45,15 @@ function _M.pager(spec)
   return p
 end
 
-local function incomplete(p, message)
+-- Ends the listing on an error: nil, err.
+local function fail(p, err)
   p.done = true
-  return nil, A.err("incomplete", message, {
-    count = p.count, total_count = p.total, pages = p.page })
+  return nil, err
+end
+
+local function incomplete(p, message)
+  return fail(p, A.err("incomplete", message, {
+    count = p.count, total_count = p.total, pages = p.page }))
 end
 
 -- Fetches the pages after p.page that total_count announces (up to the
@@ -81,82 +86,100 @@ local function prefetch(p)
   for i = 1, #out do p.ahead[from + i - 1] = out[i] end
 end
 
+-- The listing has reached max_pages: always incomplete.
+local function stopped(p)
+  if p.sized then
+    return incomplete(p, format("listing %s stopped after %d page%s with "
+      .. "%d listed and more to come, while the server's total_count says %d",
+      p.what, p.page, p.page == 1 and "" or "s", p.count, p.total))
+  end
+  local claim = p.total and format(", while the server's total_count says %d",
+    p.total) or ""
+  return incomplete(p, format("listing %s stopped after %d page%s "
+    .. "(max_pages) with %d listed%s", p.what, p.page,
+    p.page == 1 and "" or "s", p.count, claim))
+end
+
+-- The next page's answer, prefetched or asked for now: result, meta or
+-- nil, err.
+local function fetch(p)
+  prefetch(p)
+  p.page = p.page + 1
+  p.query.page = p.page
+  local got = p.ahead[p.page]
+  if got then
+    p.ahead[p.page] = nil
+    return got.result, got.meta or got.err
+  end
+  return p.client:request("GET", p.path, { query = p.query, decode = p.decode })
+end
+
+-- The page size: the one asked for, or a smaller one the server says it
+-- used (info: the page's result_info table, or nil). A page shorter than
+-- that is the last one.
+local function page_size(p, info)
+  local size = p.per_page
+  local said = info and tonumber(info.per_page)
+  if said and said >= 1 and said < size then size = said end
+  return size
+end
+
+-- Takes the page's total_count. Unless the caller fixed max_pages, the
+-- first claim sets the bound; a later, larger claim (members added during
+-- the listing) may raise it.
+local function note_total(p, info, size)
+  local total = info and tonumber(info.total_count)
+  if not total then return end
+  p.total = total
+  if not p.fixed_max then
+    local need = ceil(total / size) + 1
+    if not p.sized or need > p.max_pages then
+      p.max_pages, p.sized = need, true
+    end
+  end
+end
+
+-- A short or empty page ends the listing: an unfiltered one whose count
+-- and total_count disagree is incomplete. Returns the page's new items,
+-- or nil when none are left (res after the repeats were dropped).
+local function last_page(p, res)
+  p.done = true
+  if not p.filtered and p.total and p.count ~= p.total then
+    return incomplete(p, format("listing %s ended on page %d with %d "
+      .. "listed, but the server's total_count says %d", p.what, p.page,
+      p.count, p.total))
+  end
+  if #res == 0 then return nil end
+  return res
+end
+
 --- Fetches the next page. Returns the page's new items (an array, maybe
 -- empty when the page only repeated earlier items), or nil when the
 -- listing is complete, or nil, err.
 function _M.next_page(p)
   if p.done then return nil end
-  if p.page >= p.max_pages then
-    if p.sized then
-      return incomplete(p, format("listing %s stopped after %d page%s with "
-        .. "%d listed and more to come, while the server's total_count says %d",
-        p.what, p.page, p.page == 1 and "" or "s", p.count, p.total))
-    end
-    local claim = p.total and format(", while the server's total_count says %d",
-      p.total) or ""
-    return incomplete(p, format("listing %s stopped after %d page%s "
-      .. "(max_pages) with %d listed%s", p.what, p.page,
-      p.page == 1 and "" or "s", p.count, claim))
-  end
-  prefetch(p)
-  p.page = p.page + 1
-  p.query.page = p.page
-  local res, meta
-  local got = p.ahead[p.page]
-  if got then
-    p.ahead[p.page] = nil
-    res, meta = got.result, got.meta or got.err
-  else
-    res, meta = p.client:request("GET", p.path,
-      { query = p.query, decode = p.decode })
-  end
-  if res == nil then -- a success always has a result (C makes it {})
-    p.done = true
-    return nil, meta
-  end
+  if p.page >= p.max_pages then return stopped(p) end
+  local res, meta = fetch(p)
+  if res == nil then return fail(p, meta) end -- a success always has a result (C makes it {})
   if type(res) ~= "table" then
-    p.done = true
-    return nil, A.err("invalid_response", "listing " .. p.what
-      .. ": result is not an array")
+    return fail(p, A.err("invalid_response", "listing " .. p.what
+      .. ": result is not an array"))
   end
   local info = type(meta) == "table" and meta.result_info
-  -- The page size: the one asked for, or a smaller one the server says it
-  -- used. A page shorter than that is the last one.
-  local size = p.per_page
-  local said = type(info) == "table" and tonumber(info.per_page)
-  if said and said >= 1 and said < size then size = said end
-  local last = #res == 0 or #res < size
-  local total = type(info) == "table" and tonumber(info.total_count)
-  if total then
-    p.total = total
-    if not p.fixed_max then
-      -- The first claim sets the bound; a later, larger claim (members
-      -- added during the listing) may raise it.
-      local need = ceil(total / size) + 1
-      if not p.sized or need > p.max_pages then
-        p.max_pages, p.sized = need, true
-      end
-    end
-  end
+  if type(info) ~= "table" then info = nil end
+  local size = page_size(p, info)
+  local last = #res == 0 or #res < size -- the page as the server sent it
+  note_total(p, info, size)
   -- Items seen on an earlier page (pages shift when the group changes
   -- during the listing) are dropped from the page, in place, by the C id
   -- set: each member is counted once.
   local kept = p.seen:add_page(res)
   if not kept then
-    p.done = true
-    return nil, A.err("invalid_response", "listing " .. p.what
-      .. ": an item has no string id")
+    return fail(p, A.err("invalid_response", "listing " .. p.what
+      .. ": an item has no string id"))
   end
   p.count = p.count + kept
-  if last then
-    p.done = true
-    if not p.filtered and p.total and p.count ~= p.total then
-      return incomplete(p, format("listing %s ended on page %d with %d "
-        .. "listed, but the server's total_count says %d", p.what, p.page,
-        p.count, p.total))
-    end
-    if #res == 0 then return nil end
-  end
+  if last then return last_page(p, res) end
   return res
 end
 
