@@ -49,11 +49,12 @@ local SERVER = [==[
     location = /bad_concurrency { content_by_lua_block {
       local c = require("cfiam").new{ api_token = "test-token", base_url = "http://127.0.0.1:9" }
       local calls, bad, acc = { { "GET", "/x" } }, { concurrency = 0 }, string.rep("a", 32)
+      local names = { groups = { 7 } }
       local here, ok, e
       if ngx.var.arg_f == "many" then
         here, ok, e = debug.getinfo(1, "Sl"), pcall(function() local r = c:request_many(calls, bad) return r end)
       else
-        here, ok, e = debug.getinfo(1, "Sl"), pcall(function() local r = c:dump_account(acc, { groups = { 7 } }) return r end)
+        here, ok, e = debug.getinfo(1, "Sl"), pcall(function() local r = c:dump_account(acc, names) return r end)
       end
       ngx.print(here.short_src, ":", here.currentline, "|", tostring(e), "|", tostring(ok))
     } }
