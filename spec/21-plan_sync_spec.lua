@@ -224,11 +224,16 @@ describe("plan_members / sync_members", function()
       assert.are.same({}, H.state_members(emu, ids.account, small))
     end)
 
-    it("applies the empty-group guard to an already empty group too", function()
-      local plan, err = c:sync_members(ids.account, empty, {})
-      assert.is_nil(plan)
-      assert.are.equal("guard", err.kind)
+    it("an already empty group synced to [] is no change, not a guard (nothing written)", function()
+      -- The empties guard is about removals: none here.
+      for _, o in ipairs({ {}, { dry_run = true }, { strategy = "replace" } }) do
+        local plan, err = c:sync_members(ids.account, empty, {}, o)
+        assert.is_nil(err)
+        assert.are.same({ add = 0, remove = 0, keep = 0 },
+          { add = #plan.add, remove = #plan.remove, keep = #plan.keep })
+      end
       assert.are.same({}, H.writes(emu))
+      assert.are.same({}, H.state_members(emu, ids.account, empty))
     end)
 
     it("dry_run returns the plan and writes nothing (guards still apply)", function()

@@ -364,7 +364,9 @@ end
 -- nil, or the guard error that refuses the plan.
 local function guard(plan, group, max_removals, allow_empty)
   local n_remove = #plan.remove
-  if #plan.add + #plan.keep == 0 and not allow_empty then
+  -- Empties: something is removed and nothing stays (an empty group kept
+  -- empty is no change).
+  if n_remove > 0 and #plan.add + #plan.keep == 0 and not allow_empty then
     return err_("guard", format("the plan empties group %s (%d member%s "
       .. "removed); pass allow_empty to mean that", group, n_remove,
       n_remove == 1 and "" or "s"), { plan = plan })
@@ -411,7 +413,7 @@ end
 local function apply(client, account, group, plan, opts, max_removals)
   local gerr = guard(plan, group, max_removals, opts.allow_empty)
   if gerr then return nil, gerr end
-  if opts.dry_run then return plan end
+  if opts.dry_run or #plan.add + #plan.remove + #plan.keep == 0 then return plan end
   local ok, err
   if opts.strategy == "replace" then
     ok, err = client:update_members(account, group, plan_ids(plan, "keep", "add"),
