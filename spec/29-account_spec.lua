@@ -347,6 +347,21 @@ groups:
       assert.are.same(H.sorted_ids({ id(4), id(5) }), H.state_members(emu, account, gid("Ops")))
     end)
 
+    it("a plan with max_removals .inf survives JSON (cjson and the command's writer)", function()
+      local cjson = require("cjson")
+      local cfg = current({ Sales = { members = { email(10) } } })
+      cfg.defaults = { max_removals = math.huge }
+      local plan = assert(c:plan_account(cfg))
+      local ok, stored = pcall(cjson.encode, plan)
+      assert.is_true(ok, tostring(stored))
+      assert.are.same({}, plan.refused)
+      local back = cjson.decode(require("cfiam.cli_out").json(plan))
+      assert.are.equal(cjson.decode(stored).groups[1].max_removals, back.groups[1].max_removals)
+      local result = assert(c:apply_account(back))
+      assert.are.equal(1, result.written)
+      assert.are.same({ id(10) }, H.state_members(emu, account, gid("Sales")))
+    end)
+
     it("never touches a member that no listing showed", function()
       -- A member added to Ops after the plan was made is not removed.
       local plan = assert(c:plan_account(current({ Ops = { members = { email(4) } } })))

@@ -295,12 +295,17 @@ local function guard_of(p, after, hit, account)
   return e
 end
 
+-- No limit (.inf) in a plan: 2^53, which JSON holds (inf it cannot) and no
+-- group's removals reach, so a stored plan keeps its meaning.
+local NO_LIMIT = 2 ^ 53
+
 -- One group's plan from its desired entries and its current members.
 local function plan_group(g, desired, current, protected, account)
   local want = {}
   for _, e in ipairs(desired) do want[e.id] = true end
   local p = { key = g.key, name = g.name, id = g.id, create = g.create_needed or false,
-    max_removals = g.max_removals, allow_empty = g.allow_empty,
+    max_removals = g.max_removals == math.huge and NO_LIMIT or g.max_removals,
+    allow_empty = g.allow_empty,
     ignore_pending = g.ignore_pending,
     add = {}, remove = {}, keep = {}, ignored = {} }
   local have, stay = {}, 0
