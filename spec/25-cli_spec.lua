@@ -49,6 +49,20 @@ describe("cfiam command", function()
         assert.matches(s, r.stdout, 1, true)
       end
       assert.are.equal("", r.stderr)
+      -- every option of members sync is in its usage lines
+      local sync = r.stdout:match("cfiam members sync.-\n  cfiam groups")
+      for _, s in ipairs({ "--file F", "--dry-run", "--allow-empty", "--max-removals N",
+        "--replace", "--yes", "--json", "--concurrency N" }) do
+        assert.matches(s, sync, 1, true)
+      end
+    end)
+
+    it("plan, apply and dump --help --json give one {\"help\": ...} document", function()
+      for _, cmd in ipairs({ "plan", "apply", "dump" }) do
+        local r = cfiam({ cmd, "--help", "--json" })
+        assert.are.equal(0, r.status, r.stderr)
+        assert.matches("cfiam " .. cmd, H.json(r.stdout).help, 1, true)
+      end
     end)
 
     it("cfiam members --help explains the subcommands and options", function()
