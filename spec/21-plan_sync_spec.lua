@@ -236,6 +236,18 @@ describe("plan_members / sync_members", function()
       assert.are.same({}, H.state_members(emu, ids.account, empty))
     end)
 
+    it("unknown ids: five named then \"and N more\", every one in err.unknown", function()
+      local list = {}
+      for i = 1, 1234 do list[i] = ("%032x"):format(i) end
+      local plan, err = c:sync_members(ids.account, small, list, { dry_run = true })
+      assert.is_nil(plan)
+      assert.are.equal("invalid_argument", err.kind)
+      assert.are.equal(1234, #err.unknown)
+      assert.matches("ids are not a member of account " .. ids.account .. ': "', err.message, 1, true)
+      assert.matches(list[5] .. '" and 1,229 more$', err.message)
+      assert.is_nil(err.message:find(list[6], 1, true))
+    end)
+
     it("dry_run returns the plan and writes nothing (guards still apply)", function()
       local plan, err = c:sync_members(ids.account, small, { member(1).id, member(20).id },
         { dry_run = true })

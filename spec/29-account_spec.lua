@@ -362,6 +362,38 @@ groups:
       assert.are.same({ id(10) }, H.state_members(emu, account, gid("Sales")))
     end)
 
+    it("plan, apply and dump --json errors carry Cloudflare's errors array", function()
+      local path = file("account: " .. account .. "\ngroups:\n  Ops: {members: [" .. email(4) .. "]}\n")
+      for _, args in ipairs({ { "plan", path }, { "apply", path, "--yes" }, { "dump", account } }) do
+        emu:clear_faults()
+        emu:fault{ method = "GET", status = 403, times = -1 }
+        args[#args + 1] = "--json"
+        local r = cli(args)
+        assert.are.equal(1, r.status, r.stderr)
+        local e = H.json(r.stdout).error
+        assert.are.equal("permission", e.kind)
+        assert.is_table(e.errors, args[1])
+        assert.is_number(e.errors[1].code, args[1])
+        assert.is_string(e.errors[1].message, args[1])
+      end
+      assert.are.same({}, H.writes(emu))
+    end)
+
+    it("a failure of many groups names five of them, after the cause, within the message", function()
+      local groups = {}
+      for i = 1, 12 do
+        groups[("Team-%02d-"):format(i) .. ("x"):rep(120)] = { create = true, members = {} }
+      end
+      local plan = assert(c:plan_account({ account = account, groups = groups }))
+      emu:fault{ method = "POST", status = 503, times = -1 }
+      local result, err = c:apply_account(plan)
+      assert.is_nil(result)
+      assert.are.equal(12, #err.failed)
+      assert.matches("12 groups of 12 failed, 0 written: HTTP 503", err.message, 1, true)
+      assert.matches(" and 7 more$", err.message)
+      assert.is_true(#err.message < 1023, #err.message)
+    end)
+
     it("never touches a member that no listing showed", function()
       -- A member added to Ops after the plan was made is not removed.
       local plan = assert(c:plan_account(current({ Ops = { members = { email(4) } } })))
@@ -407,7 +439,7 @@ groups:
       it("a protected member would be removed", function()
         local cfg = current({ Ops = { members = { email(4), email(5) } } })
         cfg.protect = { email(6):upper() }
-        refused(cfg, "guard", "the plan removes protected member " .. email(6) .. " from group " .. Q("Ops"))
+        refused(cfg, "guard", "the plan removes protected member " .. Q(email(6)) .. " from group " .. Q("Ops"))
         -- protect by id too
         cfg.protect = { id(6) }
         refused(cfg, "guard", "protected member")
@@ -485,7 +517,7 @@ groups:
         :format(account, email(5), email(4)))
       local r = cli({ "apply", path, "--yes" })
       assert.are.equal(2, r.status)
-      assert.matches("    refused: the plan removes protected member " .. email(5), r.stdout, 1, true)
+      assert.matches("    refused: the plan removes protected member " .. Q(email(5)), r.stdout, 1, true)
       assert.matches("cfiam guard: not applied, nothing written", r.stderr, 1, true)
       r = cli({ "plan", path, "--detailed-exitcode" })
       assert.are.equal(1, r.status)
@@ -508,7 +540,8 @@ groups:
       assert.are.equal(2, doc.result.written)
       assert.are.equal(1, doc.result.failed)
       assert.are.equal("server", doc.error.kind)
-      assert.matches("1 group of 3 failed (Eng), 2 written", r.stderr, 1, true)
+      assert.matches("1 group of 3 failed, 2 written: ", r.stderr, 1, true)
+      assert.matches('; failed: "Eng"', r.stderr, 1, true)
       assert.are.same(H.sorted_ids({ id(4), id(5) }), H.state_members(emu, account, gid("Ops")))
       assert.are.same({ id(9) }, H.state_members(emu, account, gid("Empty")))
       assert.are.same(H.sorted_ids({ id(1), id(2), id(3), id(7) }), H.state_members(emu, account, gid("Eng")))
@@ -666,7 +699,7 @@ groups:
       :format(account, email(4), email(5)))
     r = H.run(script, { path }, { env = H.env(emu) })
     assert.are.equal(2, r.status)
-    assert.matches("Ops\trefused:\tthe plan removes protected member " .. email(4), r.stdout, 1, true)
+    assert.matches("Ops\trefused:\tthe plan removes protected member " .. Q(email(4)), r.stdout, 1, true)
     assert.are.same({}, H.writes(emu))
   end)
 

@@ -283,7 +283,7 @@ local function guard_of(p, after, hit, account)
   local e
   if #hit > 0 then
     e = err_("guard", format("the plan removes protected member%s %s "
-      .. "from group %s", #hit == 1 and "" or "s", concat(hit, ", "), label))
+      .. "from group %s", #hit == 1 and "" or "s", A.quote_list(hit), label))
   elseif #p.remove > 0 and after == 0 and not p.allow_empty then
     e = err_("guard", format("the plan empties group %s (%s removed); "
       .. "set allow_empty: true to mean that", label, plural(#p.remove, "member")))
@@ -545,7 +545,7 @@ function _M.plan_account(client, cfg, opts)
       .. "failed: %s", account, plural(#failed, "group"), #groups,
       tostring(first_err.message)), { plan = plan, failed = failed,
       status = first_err.status, ray_id = first_err.ray_id,
-      unknown = first_err.unknown })
+      unknown = first_err.unknown, errors = first_err.errors })
   end
   return plan
 end
@@ -642,7 +642,7 @@ function _M.apply_account(client, plan, opts)
   local account = lower(plan.account)
   if plan.failed and #plan.failed > 0 then
     return nil, err_("invalid_argument", format("not applied: the plan has "
-      .. "failed groups (%s); nothing written", concat(plan.failed, ", ")), { plan = plan })
+      .. "failed groups (%s); nothing written", A.quote_list(plan.failed, client)), { plan = plan })
   end
   local refused = {}
   for _, g in ipairs(plan.groups) do
@@ -741,11 +741,12 @@ function _M.apply_account(client, plan, opts)
   local result = { account = account, groups = results, written = written,
     failed = #failed }
   if #failed > 0 then
+    -- The cause before the list, which names five: the message is bounded.
     return nil, err_(first_err.kind, format("applying to account %s: %s of %d "
-      .. "failed (%s), %d written: %s", account, plural(#failed, "group"), total,
-      concat(failed, ", "), written, tostring(first_err.message)),
+      .. "failed, %d written: %s; failed: %s", account, plural(#failed, "group"), total,
+      written, tostring(first_err.message), A.quote_list(failed, client)),
       { result = result, failed = failed, status = first_err.status,
-        ray_id = first_err.ray_id })
+        ray_id = first_err.ray_id, errors = first_err.errors })
   end
   return result
 end

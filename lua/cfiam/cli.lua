@@ -49,13 +49,7 @@ end
 local function error_doc(err)
   local e = object({ kind = err.kind, message = err.message, status = err.status,
     ray_id = err.ray_id })
-  if type(err.errors) == "table" then
-    local list = {}
-    for i, x in ipairs(err.errors) do
-      list[i] = object({ code = x.code, message = x.message })
-    end
-    e.errors = list
-  end
+  e.errors = O.errors_doc(err)
   if err.plan then e.plan = plan_doc(err.plan) end
   if err.missing then e.missing = entries_doc(err.missing) end
   if err.unexpected then e.unexpected = entries_doc(err.unexpected) end

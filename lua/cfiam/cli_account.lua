@@ -36,7 +36,7 @@ _M.json = json
 local function err_doc(err)
   if not err then return nil end
   local d = object({ kind = err.kind, message = err.message, status = err.status,
-    ray_id = err.ray_id })
+    ray_id = err.ray_id, errors = O.errors_doc(err) })
   if err.unknown then d.unknown = err.unknown end
   if err.file then d.file, d.line, d.key = err.file, err.line, err.key end
   return d

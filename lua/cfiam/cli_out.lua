@@ -143,6 +143,17 @@ function _M.flush(out, opts, io_)
   for i = #out, 1, -1 do out[i] = nil end
 end
 
+--- Cloudflare's errors array of an API error, for a JSON document: [{code,
+-- message}], or nil when the answer had none.
+function _M.errors_doc(err)
+  if type(err.errors) ~= "table" then return nil end
+  local list = {}
+  for i, x in ipairs(err.errors) do
+    list[i] = _M.object(type(x) == "table" and { code = x.code, message = x.message } or {})
+  end
+  return list
+end
+
 ---------------------------------------------------------------------------
 -- Members in documents and lines
 ---------------------------------------------------------------------------

@@ -18,7 +18,6 @@
 local ipairs, tostring, tonumber, type =
   ipairs, tostring, tonumber, type
 local format = string.format
-local concat = table.concat
 
 local A = require("cfiam.args")
 local P = require("cfiam.pager")
@@ -270,7 +269,7 @@ local function make_plan(client, account, group, desired, opts, fname)
   end
   if #unknown > 0 then
     return nil, err_("invalid_argument", format("%s not a member of account %s: %s",
-      #unknown == 1 and "id is" or "ids are", account, concat(unknown, ", ")),
+      #unknown == 1 and "id is" or "ids are", account, A.quote_list(unknown, client)),
       { unknown = unknown })
   end
   return plan
