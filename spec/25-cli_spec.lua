@@ -578,6 +578,50 @@ describe("cfiam command", function()
         r.stdout)
     end)
 
+    it("odd values in an answer never crash the command: printed escaped, or one line and exit 1", function()
+      local odd = '{"success":true,"errors":[],"messages":[],"result":[{"id":"' .. member(1).id
+        .. '","email":true,"status":"accepted"},{"id":"X-odd\\u001b","email":{"a":1},"status":[1]}]}'
+      for _, json in ipairs({ false, true }) do
+        emu:fault{ method = "POST", path = H.members_pattern(small), times = 1, body = odd }
+        local args = { "members", "add", ids.account, small, member(9).email }
+        if json then args[#args + 1] = "--json" end
+        local r = cfiam(args)
+        assert.is_nil(r.stderr:find("traceback", 1, true), r.stderr)
+        assert.are.equal(0, r.status, r.stderr)
+        if json then
+          assert.are.equal(2, #H.json(r.stdout).members)
+        else
+          assert.matches("2 members in the group", r.stdout, 1, true)
+        end
+      end
+      local show = '{"success":true,"errors":[1],"messages":[],"result":{"id":"' .. small
+        .. '","name":"Small","policies":[1,"x",{"access":{"a":1},"permission_groups":7}]}}'
+      for _, json in ipairs({ false, true }) do
+        emu:fault{ method = "GET", path = "/user_groups/" .. small .. "$", times = 1, body = show }
+        local args = { "groups", "show", ids.account, small }
+        if json then args[#args + 1] = "--json" end
+        local r = cfiam(args)
+        assert.is_nil(r.stderr:find("traceback", 1, true), r.stderr)
+        assert.are.equal(0, r.status, r.stderr)
+        if json then
+          assert.are.equal(3, #H.json(r.stdout).group.policies)
+        else
+          assert.matches("policies  3", r.stdout, 1, true)
+        end
+      end
+    end)
+
+    it("a failure nothing foresaw ends as one line and exit 1, not a traceback", function()
+      -- standard output that fails on write stands for any unexpected raise
+      local err = {}
+      local io_ = { stdin = io.stdin, stderr = { write = function(_, s) err[#err + 1] = s end },
+        stdout = { write = function() error("stdout is broken\nsecond line") end } }
+      local status = require("cfiam.cli").main({ "--help" }, io_)
+      assert.are.equal(1, status)
+      assert.are.equal("cfiam: unexpected failure: ", table.concat(err):match("^cfiam: [^:]+: "))
+      assert.matches("stdout is broken\n$", table.concat(err))
+    end)
+
     it("Ctrl-C stops the command at once: exit 130, one line, nothing written", function()
       for _, case in ipairs({
         -- a listing that does not answer

@@ -394,6 +394,25 @@ groups:
       assert.is_true(#err.message < 1023, #err.message)
     end)
 
+    it("an answer with a member id that is not 32 hex fails apply with one line and exit 1", function()
+      local path = file("account: " .. account .. "\ngroups:\n  Ops: {members: [" .. email(4) .. "]}\n")
+      for _, json in ipairs({ false, true }) do
+        emu:clear_faults()
+        emu:fault{ method = "GET", path = H.members_pattern(gid("Ops")), times = -1,
+          body = H.page_body({ ids.members[4], ids.members[5], { id = "x/y", email = "x@example.com",
+            status = "accepted" } }, { page = 1, per_page = 500, count = 3, total_count = 3 }) }
+        local args = { "apply", path, "--yes" }
+        if json then args[#args + 1] = "--json" end
+        local r = cli(args)
+        assert.are.equal(1, r.status, r.stderr)
+        assert.is_nil(r.stderr:find("traceback", 1, true), r.stderr)
+        assert.are.equal(1, select(2, r.stderr:gsub("\n", "")), r.stderr)
+        assert.matches("^cfiam invalid_response: ", r.stderr)
+        if json then assert.are.equal("invalid_response", H.json(r.stdout).error.kind) end
+      end
+      assert.are.same({}, H.writes(emu))
+    end)
+
     it("never touches a member that no listing showed", function()
       -- A member added to Ops after the plan was made is not removed.
       local plan = assert(c:plan_account(current({ Ops = { members = { email(4) } } })))

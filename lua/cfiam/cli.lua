@@ -127,7 +127,8 @@ run["members add"] = function(c, cfiam, a, out)
   for _, v in ipairs(a.ids) do wanted[lower(v)] = true end
   local added = {}
   for _, m in ipairs(members) do
-    if wanted[lower(m.id)] or (m.email and wanted[lower(m.email)]) then
+    if (type(m.id) == "string" and wanted[lower(m.id)])
+        or (type(m.email) == "string" and wanted[lower(m.email)]) then
       added[#added + 1] = m
       out[#out + 1] = "+ " .. label(m)
     end
@@ -273,8 +274,12 @@ local function describe_group(g, n, out)
   local pols = type(g.policies) == "table" and g.policies or {}
   out[#out + 1] = "policies  " .. #pols
   for _, p in ipairs(pols) do
-    out[#out + 1] = format("  %s  permission groups: %s; resource groups: %s",
-      text(p.access), policy_ids(p.permission_groups), policy_ids(p.resource_groups))
+    if type(p) == "table" then
+      out[#out + 1] = format("  %s  permission groups: %s; resource groups: %s",
+        text(p.access), policy_ids(p.permission_groups), policy_ids(p.resource_groups))
+    else -- not an object: shown as it came
+      out[#out + 1] = "  " .. text(p)
+    end
   end
 end
 
@@ -436,7 +441,16 @@ function _M.main(argv, io_)
     return 1
   end
   O.setup()
-  return main(argv, io_, cfiam)
+  -- Last resort: whatever goes wrong (an answer of a shape no check
+  -- foresaw) ends as one scrubbed line, one JSON document with --json, and
+  -- exit 1, never a traceback.
+  local ok, status = pcall(main, argv, io_, cfiam)
+  if ok then return status end
+  local e = { kind = "internal",
+    message = "unexpected failure: " .. text(tostring(status):match("^[^\n]*")) }
+  if Args.given(argv, "--json") then write_json(io_, error_doc(e)) end
+  write(io_.stderr, "cfiam: ", e.message, "\n")
+  return 1
 end
 
 return _M

@@ -168,6 +168,17 @@ local function result_doc(result)
     written = result.written, failed = result.failed })
 end
 
+-- client:apply_account on the plan plan_account made from the server's
+-- answers: a raise (an answer with an odd member id, say) is that answer's
+-- fault, reported as invalid_response rather than as a bad argument.
+local function apply_account(c, plan, opts)
+  local ok, res, err = pcall(c.apply_account, c, plan, opts)
+  if ok then return res, err end
+  return nil, require("cfiam.args").err("invalid_response", "the plan made from the "
+    .. "server's answers cannot be applied, nothing written: "
+    .. tostring(res):gsub("^[^\n]-:%d+: ", ""):match("^[^\n]*"))
+end
+
 -- Plans, confirms and writes, logging to logf (or not): doc or nil, err.
 local function apply(c, cfiam, a, out, io_, logf)
   local plan, err = load_plan(c, cfiam, a, io_, "plan")
@@ -178,7 +189,7 @@ local function apply(c, cfiam, a, out, io_, logf)
   plan_lines(plan, out)
   local doc = object({ plan = plan_doc(plan), written = false })
   if #plan.refused > 0 then
-    local _, rerr = c:apply_account(plan)
+    local _, rerr = apply_account(c, plan)
     rerr.plan_doc = doc.plan
     return nil, rerr
   end
@@ -193,7 +204,7 @@ local function apply(c, cfiam, a, out, io_, logf)
   if interrupted() then return nil, interruption() end
   local tick, clear = progress_for("apply", a, io_)
   local result
-  result, err = c:apply_account(plan, { concurrency = a.concurrency, progress = tick,
+  result, err = apply_account(c, plan, { concurrency = a.concurrency, progress = tick,
     log = logf and function(rec)
       write(logf, json(object(rec)), "\n")
       logf:flush()
