@@ -487,6 +487,24 @@ describe("cfiam command", function()
       assert.are.equal(3, #H.state_members(emu, ids.account, small))
     end)
 
+    it("input over 16 MiB (--file, -) is refused with one line, exit 2, nothing sent", function()
+      local big_text = ("a@example.com\n"):rep(math.floor(16 * 1024 * 1024 / 14) + 1)
+      local file = write_file(big_text)
+      for _, json in ipairs({ false, true }) do
+        for _, how in ipairs({ { "--file", file }, { "-" } }) do
+          local args = { "members", "sync", ids.account, small, "--yes" }
+          for _, w in ipairs(how) do args[#args + 1] = w end
+          if json then args[#args + 1] = "--json" end
+          local r = cfiam(args, { stdin = how[1] == "-" and big_text or nil })
+          assert.are.equal(2, r.status, r.stderr)
+          assert.matches("^cfiam: cannot read [^\n]+: larger than the 16 MiB limit\n", r.stderr)
+          if json then assert.are.equal("usage", H.json(r.stdout).error.kind) end
+        end
+      end
+      os.remove(file)
+      assert.are.same({}, emu:requests())
+    end)
+
     it("the confirmation writes only on y or yes", function()
       local args = { "members", "sync", ids.account, small, member(1).id, member(2).id }
       local env = H.env(emu, { CFIAM_TTY = "1" })

@@ -413,6 +413,20 @@ groups:
       assert.are.same({}, H.writes(emu))
     end)
 
+    it("a file over 16 MiB is refused with one line, exit 2, nothing sent", function()
+      local path = file("account: " .. account .. "\ngroups: {}\n" .. ("#" .. ("x"):rep(1023) .. "\n"):rep(16 * 1024 + 1))
+      for _, cmd in ipairs({ "plan", "apply" }) do
+        local r = cli({ cmd, path, "--json" })
+        assert.are.equal(2, r.status, r.stderr)
+        assert.matches("larger than the 16 MiB limit", r.stderr, 1, true)
+        assert.are.equal("invalid_argument", H.json(r.stdout).error.kind)
+      end
+      local cfg, err = cfiam.load_desired(path)
+      assert.is_nil(cfg)
+      assert.matches(path .. ": cannot read the file: larger than the 16 MiB limit", err.message, 1, true)
+      assert.are.same({}, emu:requests())
+    end)
+
     it("never touches a member that no listing showed", function()
       -- A member added to Ops after the plan was made is not removed.
       local plan = assert(c:plan_account(current({ Ops = { members = { email(4) } } })))

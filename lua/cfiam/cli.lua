@@ -36,6 +36,9 @@ local quote = O.quote
 _M.text = text
 _M.flush = O.flush
 local Args = require("cfiam.cli_args")
+-- Every input read whole is bounded (16 MiB); loaded when used, once the
+-- cfiam module is known to load.
+local function read_all(f) return require("cfiam.desired").read_all(f) end
 
 ---------------------------------------------------------------------------
 -- Documents
@@ -77,7 +80,7 @@ local function read_file(path, option)
   local f, why = io.open(path, "rb")
   local content
   if f then
-    content, why = f:read("*a")
+    content, why = read_all(f)
     f:close()
   end
   if not content then
@@ -166,7 +169,11 @@ local function sync_list(a, io_)
     return nil, usage("give the members either as arguments, with --file, or with -")
   end
   if #rest == 1 and rest[1] == "-" then
-    return read_list(io_.stdin:read("*a") or ""), true
+    local content, why = read_all(io_.stdin)
+    if not content then
+      return nil, usage("cannot read standard input (-): " .. text(why))
+    end
+    return read_list(content), true
   elseif a.file then
     local content, err = read_file(a.file)
     if not content then return nil, err end

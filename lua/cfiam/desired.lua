@@ -354,10 +354,32 @@ local function check(root, source)
   return setmetatable(cfg, DESIRED)
 end
 
+--- The most a file (or standard input) given to load_desired or the
+-- `cfiam` command may hold: an endless or huge input is refused before it
+-- exhausts memory.
+_M.MAX_INPUT = 16 * 1024 * 1024
+
+--- The whole of an open file, in pieces, up to MAX_INPUT bytes: text, or
+-- nil and why (the caller closes f).
+function _M.read_all(f)
+  local parts, n = {}, 0
+  while true do
+    local piece, err = f:read(65536)
+    if not piece then
+      if err then return nil, err end
+      break
+    end
+    n = n + #piece
+    if n > _M.MAX_INPUT then return nil, "larger than the 16 MiB limit" end
+    parts[#parts + 1] = piece
+  end
+  return concat(parts)
+end
+
 local function read_file(path)
   local f, err = io.open(path, "rb")
   if not f then return nil, err end
-  local text, rerr = f:read("*a")
+  local text, rerr = _M.read_all(f)
   f:close()
   if not text then return nil, rerr or "read error" end
   return text
