@@ -414,7 +414,8 @@ groups:
     end)
 
     it("a file over 16 MiB is refused with one line, exit 2, nothing sent", function()
-      local path = file("account: " .. account .. "\ngroups: {}\n" .. ("#" .. ("x"):rep(1023) .. "\n"):rep(16 * 1024 + 1))
+      local path = file("account: " .. account .. "\ngroups: {}\n"
+        .. ("#" .. ("x"):rep(1023) .. "\n"):rep(16 * 1024 + 1))
       for _, cmd in ipairs({ "plan", "apply" }) do
         local r = cli({ cmd, path, "--json" })
         assert.are.equal(2, r.status, r.stderr)
