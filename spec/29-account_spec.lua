@@ -121,7 +121,12 @@ describe("account from a desired state", function()
 
     it("names YAML would read otherwise are quoted, and read back the same", function()
       local names = { "Team: A", "yes", "O'Neil \"x\"", "\195\156n\195\175code", "123", "1e5",
-        "- dash", "#hash", "tab\there", "back\\slash", " lead", "null", "~" }
+        "- dash", "#hash", "tab\there", "back\\slash", " lead", "null", "~",
+        -- line breaks to YAML (U+0085, U+2028, U+2029), C1 and C0 controls, a BOM
+        "a\226\128\168b", "\226\128\169p", "nel\194\133x", "csi\194\155\49m", "c0\1\127",
+        "\239\187\191bom", "key: value", ": ", "trail ", "'single'", "\"", "?", "@at", "%pct",
+        "*star", "&amp", "!bang", "|pipe", ">gt", "[x]", "{y}", "x #y", "3.14", "0x1F", ".inf",
+        "c0000000000000000000000000000009 x" }
       local spec = {}
       for i, n in ipairs(names) do spec[i] = { name = n, members = { i } } end
       local seed = emulator.seed{ members = #names, groups = spec }
@@ -160,13 +165,22 @@ describe("account from a desired state", function()
     end)
 
     it("a group whose name reads as an id or is shared is dumped by its id", function()
+      -- a name in the comment after the id cannot add lines to the file
+      local twin = "Dup\226\128\168    members: []\226\128\168    allow_empty: true\226\128\168  Other:"
       local seed = emulator.seed{ members = 3, groups = { { name = "Twin", members = { 1 } },
-        { name = "Twin", members = { 2 } }, { name = "c0000000000000000000000000000009", members = { 3 } } } }
+        { name = "Twin", members = { 2 } }, { name = "c0000000000000000000000000000009", members = { 3 } },
+        { name = twin, members = { 1, 2 } }, { name = twin, members = { 3 } },
+        { name = "Other", members = { 1 } } } }
       emu:reset(seed)
       local state = assert(c:dump_account(account))
-      for _, g in ipairs(state.groups) do assert.are.equal(g.id, g.key) end
+      for _, g in ipairs(state.groups) do
+        if g.name ~= "Other" then assert.are.equal(g.id, g.key) end
+      end
       local r = cli({ "dump", account })
       assert.are.equal(0, r.status)
+      assert.is_nil(r.stdout:find("\226\128\168", 1, true))
+      local cfg = assert(cfiam.load_desired(file(r.stdout)))
+      assert.are.equal(6, #cfg.groups)
       r = cli({ "plan", file(r.stdout), "--detailed-exitcode" })
       assert.are.equal(0, r.status, r.stdout .. r.stderr)
     end)

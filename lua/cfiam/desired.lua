@@ -431,6 +431,30 @@ end
 local PLAIN_WORDS = { ["true"] = 1, ["false"] = 1, yes = 1, no = 1, on = 1,
   off = 1, y = 1, n = 1, null = 1, ["~"] = 1 }
 
+-- What YAML reads as a line break or refuses outright (C1 controls, U+2028,
+-- U+2029, a byte-order mark, U+FFFE, U+FFFF; ASCII controls are done
+-- separately), as double-quoted escapes.
+local UNICODE_ESCAPES = { ["\226\128\168"] = "\\L", ["\226\128\169"] = "\\P",
+  ["\239\187\191"] = "\\uFEFF", ["\239\191\190"] = "\\uFFFE",
+  ["\239\191\191"] = "\\uFFFF", ["\194\133"] = "\\N" }
+
+-- s with every character a double-quoted YAML scalar (or a comment) cannot
+-- hold as is written as an escape, so YAML reads back exactly s and no
+-- character of it starts a new line.
+local function escape(s)
+  s = s:gsub('[%c"\\\127]', function(c)
+    if c == '"' then return '\\"' end
+    if c == "\\" then return "\\\\" end
+    return format("\\x%02x", c:byte())
+  end)
+  s = s:gsub("\194([\128-\159])", function(c)
+    return UNICODE_ESCAPES["\194" .. c] or format("\\x%02x", c:byte())
+  end)
+  return (s:gsub("[\226\239][\128\187\191][\168\169\190\191]", function(c)
+    return UNICODE_ESCAPES[c]
+  end))
+end
+
 -- A scalar as YAML: plain when any YAML reader takes it back as the same
 -- string, double-quoted otherwise.
 local function scalar(s)
@@ -439,11 +463,7 @@ local function scalar(s)
     and not match(s, "^%.") then
     return s
   end
-  return '"' .. s:gsub('[%c"\\\127]', function(c)
-    if c == '"' then return '\\"' end
-    if c == "\\" then return "\\\\" end
-    return format("\\x%02x", c:byte())
-  end) .. '"'
+  return '"' .. escape(s) .. '"'
 end
 _M.yaml_scalar = scalar
 
@@ -451,7 +471,7 @@ _M.yaml_scalar = scalar
 -- syntax: text = cfiam.desired.to_yaml(state [, header])
 function _M.to_yaml(state, header)
   local out = {}
-  if header then out[#out + 1] = "# " .. header:gsub("[%c]", " ") end
+  if header then out[#out + 1] = "# " .. escape(header) end
   out[#out + 1] = "account: " .. state.account
   if #state.groups == 0 then
     out[#out + 1] = "groups: {}"
@@ -460,7 +480,7 @@ function _M.to_yaml(state, header)
   end
   for _, g in ipairs(state.groups) do
     local line = "  " .. scalar(g.key) .. ":"
-    if g.key ~= g.name then line = line .. "  # " .. g.name:gsub("[%c]", " ") end
+    if g.key ~= g.name then line = line .. "  # " .. escape(g.name) end
     out[#out + 1] = line
     if #g.members == 0 then
       out[#out + 1] = "    members: []"
