@@ -587,6 +587,13 @@ describe("cfiam command", function()
       local r = cfiam({ "groups", "list", ids.account })
       assert.are.equal(0, r.status, r.stderr)
       assert.are.equal(big .. "\tEvil\\x0afake\\x09line\\x1b[2J\n", r.stdout)
+      -- C1 controls (8-bit CSI, NEL) and U+2028, U+2029 are line breaks or escapes too
+      emu:fault{ method = "GET", path = "/iam/user_groups$", times = 1,
+        body = groups_body({ { big, "Eng\\u009b31mRED\\u0085a\\u2028b\\u2029c" } }) }
+      r = cfiam({ "groups", "list", ids.account })
+      assert.are.equal(0, r.status, r.stderr)
+      assert.are.equal(big .. "\tEng\\xc2\\x9b31mRED\\xc2\\x85a\\xe2\\x80\\xa8b\\xe2\\x80\\xa9c\n",
+        r.stdout)
       emu:fault{ method = "GET", path = H.members_pattern(small), times = 1,
         body = H.page_body({ { id = member(1).id, email = "a\r\n\27]0;x\7@example.com",
           status = "accepted" } }, { page = 1, per_page = 500, count = 1, total_count = 1 }) }

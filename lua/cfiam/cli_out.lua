@@ -71,10 +71,17 @@ end
 -- Text, errors, Ctrl-C
 ---------------------------------------------------------------------------
 
+local function hex_bytes(c)
+  return (gsub(c, ".", function(b) return format("\\x%02x", byte(b)) end))
+end
+
 --- A value from the API or the user, for a line of text: control bytes (a
--- newline or a terminal escape in a name or an e-mail) as \xNN.
+-- newline or a terminal escape in a name or an e-mail) as \xNN, and so
+-- the C1 controls (an 8-bit CSI, NEL) and U+2028, U+2029, byte by byte.
 function _M.text(s)
-  return (gsub(tostring(s), "[%c\127]", function(c) return format("\\x%02x", byte(c)) end))
+  s = gsub(tostring(s), "[%c\127]", hex_bytes)
+  s = gsub(s, "\194[\128-\159]", hex_bytes)
+  return (gsub(s, "\226\128[\168\169]", hex_bytes))
 end
 
 -- Until setup(): no scrubbing (nothing secret is known) and plain quoting.
