@@ -74,7 +74,16 @@ end
 ngx.req.read_body()
 local body = ngx.req.get_body_data() -- nil when nginx spooled it to a file
 local req = body and cjson.decode(body)
-if type(req) ~= "table" or type(req.members) ~= "table" then
+-- An array only: a JSON object's keys are no list (the helpers raise on it).
+local function is_array(t)
+  if type(t) ~= "table" then return false end
+  local n = #t
+  for k in pairs(t) do
+    if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then return false end
+  end
+  return true
+end
+if type(req) ~= "table" or not is_array(req.members) then
   return reply(400, { ok = false, error = { kind = "invalid_argument",
     message = "expected a JSON object with a \"members\" array" } })
 end

@@ -872,6 +872,18 @@ describe("cfiam under nginx", function()
       assert.equal("invalid_argument", doc.error.kind)
       status = srv:get("/cfiam/groups/Small/members")
       assert.equal(405, status)
+      -- "members" as a JSON object, not an array: a 400 in JSON, nothing sent
+      emu:clear_requests()
+      for _, members in ipairs({ { a = big.emails[1] }, { big.emails[1], x = big.emails[2] } }) do
+        local body
+        status, body = srv:get("/cfiam/groups/Small/members", 30,
+          cjson.encode({ members = members, dry_run = true }))
+        assert.equal(400, status, body)
+        doc = cjson.decode(body)
+        assert.equal("invalid_argument", doc.error.kind)
+        assert.matches('"members" array', doc.error.message, 1, true)
+      end
+      assert.same({}, emu:requests())
     end)
   end)
 
