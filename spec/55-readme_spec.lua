@@ -11,7 +11,9 @@
 --   user_group_id   e0000000000000000000000000000001 (Engineering: alice,
 --   group_id        bob, carol)
 --
--- Blocks fenced as anything else (sh, nginx, none) are not run. A block can
+-- Blocks fenced as anything else (sh, nginx, none) are not run, except the
+-- sh block of "The API emulator": its lines after the emulator's start run
+-- in a shell from the checkout, against the suite's emulator. A block can
 -- declare more in HTML comments (invisible in the rendered README) on the
 -- lines right before its fence:
 --   <!-- readme-test: skip WHY -->        not run; shown as pending with WHY
@@ -85,6 +87,31 @@ describe("README.md", function()
   end)
   teardown(function()
     if emu then emu:stop() end
+  end)
+
+  it("the emulator section's shell lines run as written from a fresh checkout", function()
+    local block
+    for _, b in ipairs(all) do
+      if b.lang == "sh" and b.heading == "The API emulator" then block = block or b end
+    end
+    assert.is_table(block, "no sh block under The API emulator")
+    -- the suite's emulator stands in for the one the block starts; the
+    -- build is the suite's (make test builds build/5.4 first)
+    local script, started = {}, false
+    for _, line in ipairs(block.lines) do
+      if line:match("^lua5%.4 emulator/main%.lua ") then started = true
+      elseif not line:match("^make%f[%s]") and not line:match("^sleep ") then
+        script[#script + 1] = (line:gsub("http://127%.0%.0%.1:8787/client/v4", emu.base_url))
+      end
+    end
+    assert.is_true(started, "the block does not start the emulator")
+    emu:reset(demo)
+    local p = assert(io.popen("env -i PATH=/usr/local/bin:/usr/bin:/bin sh -c "
+      .. core.shquote(table.concat(script, "\n")) .. " 2>&1; echo \"exit $?\""))
+    local out = p:read("*a")
+    p:close()
+    assert.matches("exit 0\n$", out)
+    assert.matches("\talice@example.com\taccepted\n", out)
   end)
 
   for _, b in ipairs(lua_blocks) do
