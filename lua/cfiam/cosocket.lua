@@ -301,6 +301,10 @@ local function open(x, cfg)
   x.sock = sock
   local host = cfg.host
   if find(host, ":", 1, true) then host = "[" .. host .. "]" end
+  -- Plain HTTP is allowed to loopback only, and "localhost" is loopback
+  -- only if it is not resolved: nginx's resolver asks DNS (never
+  -- /etc/hosts), and a DNS answer must not receive the credential.
+  if cfg.scheme == "http" and lower(host) == "localhost" then host = "127.0.0.1" end
   local left = remaining_ms(x)
   if not left then return nil, timed_out(x) end
   local cto = ms(cfg.connect_timeout)
