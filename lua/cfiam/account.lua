@@ -496,7 +496,12 @@ function _M.plan_account(client, cfg, opts)
   local pe, unknown, places = resolve(index, desired.protect,
     desired.protect_where or {}, nil, desired.source)
   if #unknown > 0 then return nil, unknown_error(account, unknown, places) end
-  for _, e in ipairs(pe) do protected[e.id] = true end
+  plan.protect = {}
+  for _, e in ipairs(pe) do
+    if not protected[e.id] then plan.protect[#plan.protect + 1] = e.id end
+    protected[e.id] = true
+  end
+  sort(plan.protect)
   local failed, first_err = {}, nil
   for _, p in ipairs(groups) do
     local g = p.cfg
@@ -560,6 +565,15 @@ local function check_plan(plan, client)
   if not require("cfiam").is_id(plan.account) then
     bad(".account", "a 32-character hexadecimal id expected, got " .. A.quote(plan.account, client))
   end
+  if plan.protect ~= nil then
+    if type(plan.protect) ~= "table" then bad(".protect", "table expected, got " .. type(plan.protect)) end
+    A.check_list(plan.protect, "plan.protect", "apply_account")
+    for i, id in ipairs(plan.protect) do
+      if not require("cfiam").is_id(id) then
+        bad(format(".protect[%d]", i), "a 32-character hexadecimal id expected, got " .. A.quote(id, client))
+      end
+    end
+  end
   if type(plan.groups) ~= "table" then bad(".groups", "table expected, got " .. type(plan.groups)) end
   A.check_list(plan.groups, "plan.groups", "apply_account")
   for i, g in ipairs(plan.groups) do
@@ -618,6 +632,68 @@ local function create_group(client, account, name)
   return lower(g.id)
 end
 
+-- One batch of writes for the groups of `pending` not failed so far:
+-- "add" (one POST of each group's additions) or "remove" (one DELETE per
+-- removal). A group whose write fails is marked failed (w.failed): it gets
+-- no removals after a failed addition. A 404 to a DELETE is noted
+-- (w.not_found) for check_gone.
+local function write_batch(client, account, pending, op, concurrency)
+  local calls, owner = {}, {}
+  for _, w in ipairs(pending) do
+    if not w.failed then
+      local path = members_path(account, w.r.id)
+      if op == "add" and #w.g.add > 0 then
+        calls[#calls + 1] = { "POST", path, ids = ids_of(w.g.add), decode = "members" }
+        owner[#calls] = { w = w }
+      elseif op == "remove" then
+        for _, e in ipairs(w.g.remove) do
+          calls[#calls + 1] = { "DELETE", path .. "/" .. e.id }
+          owner[#calls] = { w = w, id = e.id }
+        end
+      end
+    end
+  end
+  if #calls == 0 then return end
+  local res = fetch_all(client, calls, concurrency)
+  for n, out in ipairs(res) do
+    local o = owner[n]
+    local r = o.w.r
+    local meta = out.meta or out.err
+    if type(meta) == "table" and meta.ray_id then r.ray_ids[#r.ray_ids + 1] = meta.ray_id end
+    if out.err and op == "remove" and out.err.kind == "not_found" then
+      o.w.not_found = true -- the member was gone already, or the group is
+      r.removed[#r.removed + 1] = o.id
+    elseif out.err then
+      r.errors[#r.errors + 1] = out.err
+      o.w.failed = true
+    elseif op == "add" then
+      r.added = ids_of(o.w.g.add)
+    else
+      r.removed[#r.removed + 1] = o.id
+    end
+  end
+end
+
+-- A 404 to a DELETE means the member was gone already, unless the group
+-- itself is: each group that had one is read once, and a missing group
+-- fails (its "removals" did not happen).
+local function check_gone(client, account, pending)
+  for _, w in ipairs(pending) do
+    if w.not_found then
+      local path = members_path(account, w.r.id)
+      local ok, err = client:request("GET", path:sub(1, -#"/members" - 1))
+      if ok == nil and err.kind == "not_found" then
+        w.r.removed = {}
+        w.r.errors[#w.r.errors + 1] = err_("not_found", format("group %s no "
+          .. "longer exists; nothing removed", w.r.id), { status = err.status,
+          ray_id = err.ray_id })
+      elseif ok == nil then
+        w.r.errors[#w.r.errors + 1] = err
+      end
+    end
+  end
+end
+
 --- Applies a plan from plan_account: every group by the difference.
 -- syntax: result, err = client:apply_account(plan [, opts])
 -- opts: concurrency (1-64, default 8), log (function(record), called once
@@ -639,7 +715,8 @@ function _M.apply_account(client, plan, opts)
     return nil, err_("invalid_argument", format("not applied: the plan has "
       .. "failed groups (%s); nothing written", concat(plan.failed, ", ")), { plan = plan })
   end
-  local refused = {}
+  local refused, protected = {}, {}
+  for _, id in ipairs(plan.protect or {}) do protected[lower(id)] = true end
   for _, g in ipairs(plan.groups) do
     if g.error then
       return nil, err_("invalid_argument", "not applied: the plan of group "
@@ -648,7 +725,11 @@ function _M.apply_account(client, plan, opts)
     -- The guards again, from the plan's own lists: a stored or edited
     -- plan cannot drop its refusal (an empty group is caught when the plan
     -- keeps, ignores and adds no one).
-    local guard = g.guard or guard_of(g, #g.keep + #(g.ignored or {}) + #g.add, {}, account)
+    local hit = {}
+    for _, e in ipairs(g.remove) do
+      if protected[lower(e.id)] then hit[#hit + 1] = e.email or e.id end
+    end
+    local guard = g.guard or guard_of(g, #g.keep + #(g.ignored or {}) + #g.add, hit, account)
     if guard then refused[#refused + 1] = guard end
   end
   if #refused > 0 then
@@ -679,36 +760,12 @@ function _M.apply_account(client, plan, opts)
       end
     end
   end
-  -- Then every addition and removal of every group, in one batch.
-  local calls, owner = {}, {}
-  for _, w in ipairs(pending) do
-    if not w.failed then
-      local path = members_path(account, w.r.id)
-      if #w.g.add > 0 then
-        calls[#calls + 1] = { "POST", path, ids = ids_of(w.g.add), decode = "members" }
-        owner[#calls] = { w = w, op = "add" }
-      end
-      for _, e in ipairs(w.g.remove) do
-        calls[#calls + 1] = { "DELETE", path .. "/" .. e.id }
-        owner[#calls] = { w = w, op = "remove", id = e.id }
-      end
-    end
-  end
-  local res = fetch_all(client, calls, concurrency)
-  for n, out in ipairs(res) do
-    local o = owner[n]
-    local r = o.w.r
-    local meta = out.meta or (out.err and out.err)
-    if type(meta) == "table" and meta.ray_id then r.ray_ids[#r.ray_ids + 1] = meta.ray_id end
-    local gone = out.err and out.err.kind == "not_found" and o.op == "remove"
-    if out.err and not gone then
-      r.errors[#r.errors + 1] = out.err
-    elseif o.op == "add" then
-      r.added = ids_of(o.w.g.add)
-    else
-      r.removed[#r.removed + 1] = o.id
-    end
-  end
+  -- Then the additions of every group, in one batch; then the removals of
+  -- the groups whose additions landed: a refused addition (a member that
+  -- cannot join, a 5xx) must not leave a group emptied by its removals.
+  write_batch(client, account, pending, "add", concurrency)
+  write_batch(client, account, pending, "remove", concurrency)
+  check_gone(client, account, pending)
   local written, failed, first_err = 0, {}, nil
   for _, w in ipairs(pending) do
     local r = w.r
@@ -740,7 +797,7 @@ function _M.apply_account(client, plan, opts)
       .. "failed (%s), %d written: %s", account, plural(#failed, "group"), total,
       concat(failed, ", "), written, tostring(first_err.message)),
       { result = result, failed = failed, status = first_err.status,
-        ray_id = first_err.ray_id })
+        ray_id = first_err.ray_id, reason = first_err.reason })
   end
   return result
 end
