@@ -451,11 +451,5 @@ void cfiam_multi_init(lua_State *L, int core) {
         {"pace_done", client_pace_done},
         {"rate_limited", cfiam_rl_refuse_hook},
         {NULL, NULL}};
-    luaL_getmetatable(L, CFIAM_CLIENT_MT);
-    lua_getfield(L, -1, "__index");
-    cfiam_setfuncs(L, client_methods);
-    lua_pop(L, 2);
-    lua_pushvalue(L, core);
-    cfiam_setfuncs(L, hooks);
-    lua_pop(L, 1);
+    cfiam_add_functions(L, core, client_methods, hooks);
 }

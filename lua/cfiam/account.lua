@@ -382,8 +382,10 @@ local function select_groups(cfg, only)
   return out
 end
 
-local function members_path(account, group)
-  return "/accounts/" .. account .. "/iam/user_groups/" .. group .. "/members"
+-- The API path of `kind` (core.path): path, or nil, err for a malformed id
+-- (an id a server sent, or a plan table edited by hand).
+local function path_of(client, kind, ...)
+  return require("cfiam.core").path(client, kind, ...)
 end
 
 --- Computes what an apply would do for every group of the desired state.
@@ -462,10 +464,15 @@ function _M.plan_account(client, cfg, opts)
             .. "desired state (as %s and %s)", p.id, A.quote(seen[p.id]), A.quote(g.key)))
         else
           seen[p.id] = g.key
-          local spec = { path = members_path(account, p.id), decode = "members",
-            per_page = P.GROUP_PAGE, what = "the members of group " .. p.id }
-          more[#more + 1] = spec
-          spec_of[spec] = p
+          local path, perr = path_of(client, "group_members", account, p.id)
+          if path then
+            local spec = { path = path, decode = "members",
+              per_page = P.GROUP_PAGE, what = "the members of group " .. p.id }
+            more[#more + 1] = spec
+            spec_of[spec] = p
+          else
+            p.error = perr
+          end
         end
       end
       if p.error or p.create_needed then done = done + 1 end
@@ -473,9 +480,13 @@ function _M.plan_account(client, cfg, opts)
     if progress then progress(done, total) end
     return more
   end
-  local groups_spec = { path = "/accounts/" .. account .. "/iam/user_groups",
+  local groups_path, account_path
+  groups_path, err = path_of(client, "groups", account)
+  if groups_path then account_path, err = path_of(client, "account_members", account) end
+  if not account_path then return nil, err end
+  local groups_spec = { path = groups_path,
     per_page = P.GROUP_PAGE, what = "the user groups of account " .. account }
-  local account_spec = { path = "/accounts/" .. account .. "/members", decode = "members",
+  local account_spec = { path = account_path, decode = "members",
     per_page = P.ACCOUNT_PAGE, what = "the members of account " .. account }
   local lists, errs = list_all(client, { groups_spec, account_spec }, concurrency,
     function(spec, e, items)
@@ -608,8 +619,10 @@ local function create_group(client, account, name)
     return lower(g.id)
   end
   local body = require("cjson").new().encode({ name = name })
-  local g, err = client:request("POST", "/accounts/" .. account .. "/iam/user_groups",
-    { json = body })
+  local path, err = path_of(client, "groups", account)
+  if not path then return nil, err end
+  local g
+  g, err = client:request("POST", path, { json = body })
   if not g then return nil, err end
   if type(g) ~= "table" or type(g.id) ~= "string" then
     return nil, err_("invalid_response", "creating group " .. A.quote(name)
@@ -682,15 +695,28 @@ function _M.apply_account(client, plan, opts)
   -- Then every addition and removal of every group, in one batch.
   local calls, owner = {}, {}
   for _, w in ipairs(pending) do
+    local path, perr
     if not w.failed then
-      local path = members_path(account, w.r.id)
+      path, perr = path_of(client, "group_members", account, w.r.id)
+      if not path then
+        w.r.errors[#w.r.errors + 1] = perr
+        w.failed = true
+      end
+    end
+    if not w.failed then
       if #w.g.add > 0 then
         calls[#calls + 1] = { "POST", path, ids = ids_of(w.g.add), decode = "members" }
         owner[#calls] = { w = w, op = "add" }
       end
       for _, e in ipairs(w.g.remove) do
-        calls[#calls + 1] = { "DELETE", path .. "/" .. e.id }
-        owner[#calls] = { w = w, op = "remove", id = e.id }
+        local member_path
+        member_path, perr = path_of(client, "group_member", account, w.r.id, e.id)
+        if member_path then
+          calls[#calls + 1] = { "DELETE", member_path }
+          owner[#calls] = { w = w, op = "remove", id = e.id }
+        else
+          w.r.errors[#w.r.errors + 1] = perr
+        end
       end
     end
   end
@@ -765,8 +791,11 @@ function _M.dump_account(client, account, opts)
   local err = A.check_id(account, "account")
   if err then return nil, err end
   account = lower(account)
-  local lists, errs = list_all(client, { { path = "/accounts/" .. account
-    .. "/iam/user_groups", per_page = P.GROUP_PAGE,
+  local groups_path, account_path
+  groups_path, err = path_of(client, "groups", account)
+  if groups_path then account_path, err = path_of(client, "account_members", account) end
+  if not account_path then return nil, err end
+  local lists, errs = list_all(client, { { path = groups_path, per_page = P.GROUP_PAGE,
     what = "the user groups of account " .. account } }, concurrency)
   if errs[1] then return nil, errs[1] end
   local all, count = {}, {}
@@ -803,10 +832,13 @@ function _M.dump_account(client, account, opts)
   end
   local specs = {}
   for i, g in ipairs(chosen) do
-    specs[i] = { path = members_path(account, g.id), decode = "members",
+    local path
+    path, err = path_of(client, "group_members", account, g.id)
+    if not path then return nil, err end
+    specs[i] = { path = path, decode = "members",
       per_page = P.GROUP_PAGE, what = "the members of group " .. g.id }
   end
-  specs[#specs + 1] = { path = "/accounts/" .. account .. "/members", decode = "members",
+  specs[#specs + 1] = { path = account_path, decode = "members",
     per_page = P.ACCOUNT_PAGE, what = "the members of account " .. account }
   lists, errs = list_all(client, specs, concurrency)
   for i = 1, #specs do
