@@ -173,26 +173,101 @@ static int is_loopback(const cfiam_url *u) {
     return parts == 4;
 }
 
+/* "[v6]" at host (up to hend): copies the address without brackets.
+ * Returns where the authority goes on (after ']'), or NULL with *why. */
+static const char *parse_ipv6(const char *host, const char *hend,
+                              cfiam_url *out, const char **why) {
+    const char *rb = memchr(host, ']', (size_t)(hend - host));
+    size_t i, hl;
+    if (rb == NULL) {
+        *why = "has an unterminated IPv6 address";
+        return NULL;
+    }
+    hl = (size_t)(rb - host - 1);
+    if (hl == 0 || hl >= sizeof(out->host)) {
+        *why = "has an invalid host";
+        return NULL;
+    }
+    memcpy(out->host, host + 1, hl);
+    for (i = 0; i < hl; i++)
+        if (!is_hex((unsigned char)out->host[i]) && out->host[i] != ':' &&
+            out->host[i] != '.') {
+            *why = "has an invalid IPv6 address";
+            return NULL;
+        }
+    out->ipv6 = 1;
+    return rb + 1;
+}
+
+/* A host name or IPv4 address at host (up to ':' or hend), copied in
+ * lower case. Returns where the authority goes on, or NULL with *why. */
+static const char *parse_name(const char *host, const char *hend,
+                              cfiam_url *out, const char **why) {
+    const char *colon = memchr(host, ':', (size_t)(hend - host));
+    const char *he = colon ? colon : hend;
+    size_t i, hl = (size_t)(he - host);
+    if (hl == 0 || hl >= sizeof(out->host)) {
+        *why = "has an empty or too long host";
+        return NULL;
+    }
+    for (i = 0; i < hl; i++) {
+        char c = host[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '-' || c == '.')) {
+            *why = "has an invalid host";
+            return NULL;
+        }
+        out->host[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    return he;
+}
+
+/* What follows the host: nothing or ":port". NULL when fine. */
+static const char *parse_port(const char *p, const char *hend,
+                              cfiam_url *out) {
+    int port = 0, digits = 0;
+    if (p == hend)
+        return NULL;
+    if (*p != ':')
+        return "has an invalid host";
+    for (p++; p < hend; p++, digits++) {
+        if (*p < '0' || *p > '9' || digits >= 5)
+            return "has an invalid port";
+        port = port * 10 + (*p - '0');
+    }
+    if (digits == 0 || port < 1 || port > 65535)
+        return "has an invalid port";
+    out->port = port;
+    return NULL;
+}
+
+/* The scheme: fills https and the default port. Returns the length of
+ * "https://" or "http://", or 0. */
+static size_t parse_scheme(const char *url, size_t len, cfiam_url *out) {
+    if (len >= 8 && strncmp(url, "https://", 8) == 0) {
+        out->https = 1;
+        out->port = 443;
+        return 8;
+    }
+    if (len >= 7 && strncmp(url, "http://", 7) == 0) {
+        out->port = 80;
+        return 7;
+    }
+    return 0;
+}
+
 /* base_url: https://host[:port][/prefix], or http:// to loopback only.
  * No credentials, query or fragment in it. Fills `out`. */
 const char *cfiam_check_base_url(const char *url, size_t len, cfiam_url *out) {
-    const char *p, *end = url + len, *host, *hend;
-    size_t i, hl;
+    const char *p, *end = url + len, *host, *hend, *why = NULL;
+    size_t i, skip;
     memset(out, 0, sizeof(*out));
     for (i = 0; i < len; i++)
         if ((unsigned char)url[i] <= 0x20 || (unsigned char)url[i] >= 0x7f)
             return "contains a space, control or non-ASCII character";
-    if (len >= 8 && strncmp(url, "https://", 8) == 0) {
-        out->https = 1;
-        out->port = 443;
-        p = url + 8;
-    } else if (len >= 7 && strncmp(url, "http://", 7) == 0) {
-        out->port = 80;
-        p = url + 7;
-    } else {
+    if ((skip = parse_scheme(url, len, out)) == 0)
         return "must start with https:// (or http:// to a loopback host)";
-    }
-    host = p;
+    host = p = url + skip;
     while (p < end && *p != '/' && *p != '?' && *p != '#')
         p++;
     hend = p; /* authority is [host, hend) */
@@ -200,48 +275,12 @@ const char *cfiam_check_base_url(const char *url, size_t len, cfiam_url *out) {
         return "must not contain credentials (user@host)";
     if (memchr(p, '?', (size_t)(end - p)) || memchr(p, '#', (size_t)(end - p)))
         return "must not contain a query or fragment";
-    if (host < hend && *host == '[') {
-        const char *rb = memchr(host, ']', (size_t)(hend - host));
-        if (rb == NULL)
-            return "has an unterminated IPv6 address";
-        hl = (size_t)(rb - host - 1);
-        if (hl == 0 || hl >= sizeof(out->host))
-            return "has an invalid host";
-        memcpy(out->host, host + 1, hl);
-        for (i = 0; i < hl; i++)
-            if (!is_hex((unsigned char)out->host[i]) && out->host[i] != ':' &&
-                out->host[i] != '.')
-                return "has an invalid IPv6 address";
-        out->ipv6 = 1;
-        host = rb + 1;
-    } else {
-        const char *colon = memchr(host, ':', (size_t)(hend - host));
-        const char *he = colon ? colon : hend;
-        hl = (size_t)(he - host);
-        if (hl == 0 || hl >= sizeof(out->host))
-            return "has an empty or too long host";
-        for (i = 0; i < hl; i++) {
-            char c = host[i];
-            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  (c >= '0' && c <= '9') || c == '-' || c == '.'))
-                return "has an invalid host";
-            out->host[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-        }
-        host = he;
-    }
-    if (host < hend) { /* ":port" */
-        int port = 0, digits = 0;
-        if (*host != ':')
-            return "has an invalid host";
-        for (host++; host < hend; host++, digits++) {
-            if (*host < '0' || *host > '9' || digits >= 5)
-                return "has an invalid port";
-            port = port * 10 + (*host - '0');
-        }
-        if (digits == 0 || port < 1 || port > 65535)
-            return "has an invalid port";
-        out->port = port;
-    }
+    host = (host < hend && *host == '[') ? parse_ipv6(host, hend, out, &why)
+                                         : parse_name(host, hend, out, &why);
+    if (host == NULL)
+        return why;
+    if ((why = parse_port(host, hend, out)) != NULL)
+        return why;
     if (p < end && !cfiam_is_path(p, (size_t)(end - p)))
         return "has an invalid path";
     if (!out->https && !is_loopback(out))
