@@ -17,6 +17,16 @@
 #include <string.h>
 #include "cfiam.h"
 
+/* The results of a preparing step that returned r: the request table
+ * ({ method, target, headers, body, decode }), or nil, err. */
+static int prepared(lua_State *L, cfiam_client *c, const cfiam_request *rq,
+                    int r) {
+    if (r)
+        return r;
+    cfiam_push_prepared(L, c, rq);
+    return 1;
+}
+
 /* core.prepare(client, method, path [, opts]). headers is the block of
  * "Name: value\r\n" lines of the client's own headers: no Host, no
  * Content-Length, and no Accept-Encoding (libcurl adds one; the cosocket
@@ -24,11 +34,7 @@
 static int hook_prepare(lua_State *L) {
     cfiam_client *c = cfiam_check_client(L, 1);
     cfiam_request rq;
-    int r = cfiam_prepare_request(L, c, &rq);
-    if (r)
-        return r;
-    cfiam_push_prepared(L, c, &rq);
-    return 1;
+    return prepared(L, c, &rq, cfiam_prepare_request(L, c, &rq));
 }
 
 /* core.update_request(client, account, group, ids [, opts]): the PUT of
@@ -36,39 +42,36 @@ static int hook_prepare(lua_State *L) {
 static int hook_update_request(lua_State *L) {
     cfiam_client *c = cfiam_check_client(L, 1);
     cfiam_request rq;
-    int r = cfiam_prepare_update(L, c, &rq);
-    if (r)
-        return r;
-    cfiam_push_prepared(L, c, &rq);
-    return 1;
+    return prepared(L, c, &rq, cfiam_prepare_update(L, c, &rq));
+}
+
+/* The path of `kind` from the ids at 3, ..., or nil, err; a client whose
+ * configuration failed gets that error, as from any call. */
+static int push_path(lua_State *L, cfiam_path_kind kind, int first,
+                     const char *fname) {
+    cfiam_client *c = cfiam_check_client(L, 1);
+    int r;
+    if (c->config_error)
+        return cfiam_invalid(L, c->secrets, "%s", c->config_error);
+    r = cfiam_push_path(L, c, kind, first, fname);
+    return r ? r : 1;
 }
 
 /* core.path(client, kind, ids... [, fname]): an API path of one of the
  * kinds below, each id checked and written in lower case. A wrong Lua type
- * raises naming `fname` (default "path"); a malformed id (or a client
- * whose configuration failed) returns nil, err. */
+ * raises naming `fname` (default "path"); a malformed id returns nil, err. */
 static int hook_path(lua_State *L) {
     static const char *const kinds[] = {"account_members", "groups", "group",
                                         "group_members", "group_member", NULL};
-    cfiam_client *c = cfiam_check_client(L, 1);
     cfiam_path_kind kind = (cfiam_path_kind)luaL_checkoption(L, 2, NULL, kinds);
-    int n = cfiam_path_ids(kind), r;
-    const char *fname = luaL_optstring(L, 3 + n, "path");
-    if (c->config_error)
-        return cfiam_invalid(L, c->secrets, "%s", c->config_error);
-    r = cfiam_push_path(L, c, kind, 3, fname);
-    return r ? r : 1;
+    const char *fname = luaL_optstring(L, 3 + cfiam_path_ids(kind), "path");
+    return push_path(L, kind, 3, fname);
 }
 
 /* core.members_path(client, account, group): core.path's group_members,
  * kept under its older name. */
 static int hook_members_path(lua_State *L) {
-    cfiam_client *c = cfiam_check_client(L, 1);
-    int r;
-    if (c->config_error)
-        return cfiam_invalid(L, c->secrets, "%s", c->config_error);
-    r = cfiam_push_path(L, c, CFIAM_PATH_GROUP_MEMBERS, 2, "update_members");
-    return r ? r : 1;
+    return push_path(L, CFIAM_PATH_GROUP_MEMBERS, 2, "update_members");
 }
 
 static void push_wait(lua_State *L, double wait) {

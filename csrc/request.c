@@ -1,5 +1,6 @@
 /*
- * request.c: the single call over libcurl, every cfiam call goes through.
+ * request.c: client:request and client:update_members over libcurl: the
+ * single-call pacing and retry loop.
  *
  *   client:request(method, path [, opts]) -> result, meta | nil, err
  *   client:update_members(account, group, ids [, opts]) -> members | nil, err
