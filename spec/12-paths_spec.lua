@@ -12,26 +12,20 @@ local m = core.member
 local MEMBERS = "/accounts/" .. A .. "/iam/user_groups/" .. G .. "/members"
 
 describe("core.path and core.update_request", function()
-  local emu, client
+  local emu
+  setup(function() emu = emulator.start({ seed = core.seed() }) end)
+  teardown(function() if emu then emu:stop() end end)
 
-  setup(function()
-    emu = emulator.start({ seed = core.seed() })
-  end)
-
-  teardown(function()
-    if emu then emu:stop() end
-  end)
-
-  before_each(function()
+  -- The emulator as seeded, and a client closed when the test ends.
+  local function fresh_client()
     emu:reset(core.seed())
-    client = core.client(emu)
-  end)
-
-  after_each(function()
-    if client then client:close() end
-  end)
+    local c = core.client(emu)
+    finally(function() c:close() end)
+    return c
+  end
 
   it("builds every API path, ids in lower case", function()
+    local client = fresh_client()
     local path = core_hooks.path
     assert.equal("/accounts/" .. A .. "/members", path(client, "account_members", A:upper()))
     assert.equal("/accounts/" .. A .. "/iam/user_groups", path(client, "groups", A))
@@ -43,6 +37,7 @@ describe("core.path and core.update_request", function()
   end)
 
   it("returns nil, invalid_argument naming the malformed id, quoted and scrubbed", function()
+    local client = fresh_client()
     local res, err = core_hooks.path(client, "group_member", A, G, "x\n")
     assert.is_nil(res)
     assert.equal("invalid_argument", err.kind)
@@ -54,6 +49,7 @@ describe("core.path and core.update_request", function()
   end)
 
   it("raises on a wrong Lua type, naming the function given", function()
+    local client = fresh_client()
     assert.has_error(function() core_hooks.path(client, "group", A, 7, "get_group") end,
       "bad argument to 'get_group' (group: string expected, got number)")
     assert.has_error(function() core_hooks.path(client, "group", A, nil) end,
@@ -62,6 +58,7 @@ describe("core.path and core.update_request", function()
   end)
 
   it("prepares exactly the PUT client:update_members sends", function()
+    local client = fresh_client()
     local req = assert(core_hooks.update_request(client, A:upper(), G, { m(2), m(1):upper(), { id = m(2) } }))
     assert.equal("PUT", req.method)
     assert.equal(MEMBERS, req.target)
@@ -76,6 +73,7 @@ describe("core.path and core.update_request", function()
   end)
 
   it("refuses and raises as client:update_members does", function()
+    local client = fresh_client()
     local cases = {
       { A, G, {} },                                  -- empty without allow_empty
       { A, G, { "not-an-id" } },
