@@ -382,8 +382,10 @@ local function select_groups(cfg, only)
   return out
 end
 
-local function members_path(account, group)
-  return "/accounts/" .. account .. "/iam/user_groups/" .. group .. "/members"
+-- The API path of `kind` (core.path): path, or nil, err for a malformed id
+-- (an id a server sent, or a plan table edited by hand).
+local function path_of(client, kind, ...)
+  return require("cfiam.core").path(client, kind, ...)
 end
 
 --- Computes what an apply would do for every group of the desired state.
@@ -462,10 +464,15 @@ function _M.plan_account(client, cfg, opts)
             .. "desired state (as %s and %s)", p.id, A.quote(seen[p.id]), A.quote(g.key)))
         else
           seen[p.id] = g.key
-          local spec = { path = members_path(account, p.id), decode = "members",
-            per_page = P.GROUP_PAGE, what = "the members of group " .. p.id }
-          more[#more + 1] = spec
-          spec_of[spec] = p
+          local path, perr = path_of(client, "group_members", account, p.id)
+          if path then
+            local spec = { path = path, decode = "members",
+              per_page = P.GROUP_PAGE, what = "the members of group " .. p.id }
+            more[#more + 1] = spec
+            spec_of[spec] = p
+          else
+            p.error = perr
+          end
         end
       end
       if p.error or p.create_needed then done = done + 1 end
@@ -473,9 +480,13 @@ function _M.plan_account(client, cfg, opts)
     if progress then progress(done, total) end
     return more
   end
-  local groups_spec = { path = "/accounts/" .. account .. "/iam/user_groups",
+  local groups_path, account_path
+  groups_path, err = path_of(client, "groups", account)
+  if groups_path then account_path, err = path_of(client, "account_members", account) end
+  if not account_path then return nil, err end
+  local groups_spec = { path = groups_path,
     per_page = P.GROUP_PAGE, what = "the user groups of account " .. account }
-  local account_spec = { path = "/accounts/" .. account .. "/members", decode = "members",
+  local account_spec = { path = account_path, decode = "members",
     per_page = P.ACCOUNT_PAGE, what = "the members of account " .. account }
   local lists, errs = list_all(client, { groups_spec, account_spec }, concurrency,
     function(spec, e, items)
@@ -622,8 +633,10 @@ local function create_group(client, account, name)
     return lower(g.id)
   end
   local body = require("cjson").new().encode({ name = name })
-  local g, err = client:request("POST", "/accounts/" .. account .. "/iam/user_groups",
-    { json = body })
+  local path, err = path_of(client, "groups", account)
+  if not path then return nil, err end
+  local g
+  g, err = client:request("POST", path, { json = body })
   if not g then return nil, err end
   if type(g) ~= "table" or type(g.id) ~= "string" then
     return nil, err_("invalid_response", "creating group " .. A.quote(name)
@@ -639,17 +652,28 @@ end
 -- (w.not_found) for check_gone.
 local function write_batch(client, account, pending, op, concurrency)
   local calls, owner = {}, {}
+  -- a path from a malformed id fails its group, nothing sent for it
+  local function path(w, kind, id)
+    local p, err = path_of(client, kind, account, w.r.id, id)
+    if not p then
+      w.r.errors[#w.r.errors + 1] = err
+      w.failed = true
+    end
+    return p
+  end
   for _, w in ipairs(pending) do
-    if not w.failed then
-      local path = members_path(account, w.r.id)
-      if op == "add" and #w.g.add > 0 then
-        calls[#calls + 1] = { "POST", path, ids = ids_of(w.g.add), decode = "members" }
+    if not w.failed and op == "add" and #w.g.add > 0 then
+      local p = path(w, "group_members")
+      if p then
+        calls[#calls + 1] = { "POST", p, ids = ids_of(w.g.add), decode = "members" }
         owner[#calls] = { w = w }
-      elseif op == "remove" then
-        for _, e in ipairs(w.g.remove) do
-          calls[#calls + 1] = { "DELETE", path .. "/" .. e.id }
-          owner[#calls] = { w = w, id = e.id }
-        end
+      end
+    elseif not w.failed and op == "remove" then
+      for _, e in ipairs(w.g.remove) do
+        local p = path(w, "group_member", e.id)
+        if not p then break end
+        calls[#calls + 1] = { "DELETE", p }
+        owner[#calls] = { w = w, id = e.id }
       end
     end
   end
@@ -680,8 +704,8 @@ end
 local function check_gone(client, account, pending)
   for _, w in ipairs(pending) do
     if w.not_found then
-      local path = members_path(account, w.r.id)
-      local ok, err = client:request("GET", path:sub(1, -#"/members" - 1))
+      local ok, err = path_of(client, "group", account, w.r.id)
+      if ok then ok, err = client:request("GET", ok) end
       if ok == nil and err.kind == "not_found" then
         w.r.removed = {}
         w.r.errors[#w.r.errors + 1] = err_("not_found", format("group %s no "
@@ -822,8 +846,11 @@ function _M.dump_account(client, account, opts)
   local err = A.check_id(account, "account")
   if err then return nil, err end
   account = lower(account)
-  local lists, errs = list_all(client, { { path = "/accounts/" .. account
-    .. "/iam/user_groups", per_page = P.GROUP_PAGE,
+  local groups_path, account_path
+  groups_path, err = path_of(client, "groups", account)
+  if groups_path then account_path, err = path_of(client, "account_members", account) end
+  if not account_path then return nil, err end
+  local lists, errs = list_all(client, { { path = groups_path, per_page = P.GROUP_PAGE,
     what = "the user groups of account " .. account } }, concurrency)
   if errs[1] then return nil, errs[1] end
   local all, count = {}, {}
@@ -860,10 +887,13 @@ function _M.dump_account(client, account, opts)
   end
   local specs = {}
   for i, g in ipairs(chosen) do
-    specs[i] = { path = members_path(account, g.id), decode = "members",
+    local path
+    path, err = path_of(client, "group_members", account, g.id)
+    if not path then return nil, err end
+    specs[i] = { path = path, decode = "members",
       per_page = P.GROUP_PAGE, what = "the members of group " .. g.id }
   end
-  specs[#specs + 1] = { path = "/accounts/" .. account .. "/members", decode = "members",
+  specs[#specs + 1] = { path = account_path, decode = "members",
     per_page = P.ACCOUNT_PAGE, what = "the members of account " .. account }
   lists, errs = list_all(client, specs, concurrency)
   for i = 1, #specs do
