@@ -158,7 +158,10 @@ function _M._member_count(client, account, id)
   if res == nil and type(meta) == "table" and meta.kind then return nil, meta end
   local info = type(meta) == "table" and meta.result_info
   local n = type(info) == "table" and tonumber(info.total_count)
-  if n then return n end
+  -- a page that lists a member outweighs a total_count of 0: a server may
+  -- miscount, and this count guards members' access
+  local listed = type(res) == "table" and #res or 0
+  if n then return n > listed and n or listed end
   local p = P.pager{ client = client, path = path, decode = "members",
     per_page = P.GROUP_PAGE, what = "the members of group " .. id }
   local all
