@@ -664,6 +664,21 @@ groups:
       assert.matches("is named twice in the desired state", err.message, 1, true)
     end)
 
+    it("reads pages of the size the server says it used, as list_members does", function()
+      -- a server that pages Ops by 2 although 500 were asked for
+      local function page(n, members)
+        return H.page_body(members, { page = n, per_page = 2, count = #members, total_count = 3 })
+      end
+      emu:fault{ method = "GET", path = H.members_pattern(gid("Ops")), query = "[?&]page=1&",
+        status = 200, times = -1, body = page(1, { ids.members[4], ids.members[5] }) }
+      emu:fault{ method = "GET", path = H.members_pattern(gid("Ops")), query = "[?&]page=2&",
+        status = 200, times = -1, body = page(2, { ids.members[6] }) }
+      local plan, err = c:plan_account(current({ Ops = { members = { email(4), email(5), email(6) } } }))
+      assert.is_nil(err)
+      assert.are.equal(0, plan.summary.change)
+      assert.are.same({ email(4), email(5), email(6) }, emails(group_of(plan, "Ops").keep))
+    end)
+
     it("concurrency is checked, and any value gives the same plan", function()
       local none, err = c:plan_account(current(), { concurrency = 0 })
       assert.is_nil(none)

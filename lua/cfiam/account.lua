@@ -126,8 +126,8 @@ local function list_all(client, specs, concurrency, on_done)
           -- Every page total_count calls for; when it fills the last page
           -- exactly, the (empty) page after it too, which must be read
           -- to know the listing ended: one round trip less.
-          last = ceil(l.total / l.spec.per_page)
-          if l.total % l.spec.per_page == 0 then last = last + 1 end
+          last = ceil(l.total / l.size)
+          if l.total % l.size == 0 then last = last + 1 end
           if last < 2 then last = 2 end
         end
         if last > l.max_pages then last = l.max_pages end
@@ -162,9 +162,12 @@ local function list_all(client, specs, concurrency, on_done)
           items = items or {}
           local info = type(r.meta) == "table" and r.meta.result_info
           local total = type(info) == "table" and tonumber(info.total_count)
+          -- the server's page size, as list_members reads it
+          local size = P.page_size(l.spec.per_page, info)
+          if l.fetched == 1 then l.size = size end
           if total and l.fetched == 1 then
             l.total = total
-            l.max_pages = ceil(total / l.spec.per_page) + 1
+            l.max_pages = ceil(total / size) + 1
             if l.max_pages < 2 then l.max_pages = 2 end
           end
           local raw = #items
@@ -181,7 +184,7 @@ local function list_all(client, specs, concurrency, on_done)
             else
               for k = 1, kept do l.items[#l.items + 1] = items[k] end
               l.count = l.count + kept
-              if raw < l.spec.per_page then l.ended = l.fetched end
+              if raw < size then l.ended = l.fetched end
             end
           end
         end
