@@ -114,30 +114,38 @@ function _M.each_member(client, account, group, opts)
   end
 end
 
+-- The checks and lookups add_members and remove_members share: raises on
+-- wrong types; returns the `kind` path (core.path), the ids (unique, e-mails
+-- resolved) and the group id, or nil, err (nothing sent but the lookups).
+local function write_args(client, account, group, ids, opts, fname, kind, verb)
+  check_ids_args(account, group, fname)
+  opts = A.check_opts(opts, WRITE_OPTS, fname, client)
+  local err = A.check_concurrency(opts)
+  if err then return nil, err end
+  group, err = G._group_id(client, account, group, fname)
+  if not group then return nil, err end
+  local path
+  path, err = require("cfiam.core").path(client, kind, account, group, fname)
+  if not path then return nil, err end
+  local list
+  list, err = I.normalise(client, account, ids, "ids", fname, opts.concurrency)
+  if not list then return nil, err end
+  if #list == 0 then
+    return nil, err_("invalid_argument", "ids is empty: nothing to " .. verb)
+  end
+  return path, list, group
+end
+
 --- Adds members with one POST (ids de-duplicated; e-mails resolved).
 -- syntax: members, err = client:add_members(account, group, ids [, opts])
 -- opts: concurrency (pages of the account listing fetched at once when
 -- e-mail addresses are resolved; default 1).
 -- @return the API's member list (array of { id, email, status }), or nil, err.
 function _M.add_members(client, account, group, ids, opts)
-  check_ids_args(account, group, "add_members")
-  opts = A.check_opts(opts, WRITE_OPTS, "add_members", client)
-  local gerr = A.check_concurrency(opts)
-  if gerr then return nil, gerr end
-  group, gerr = G._group_id(client, account, group, "add_members")
-  if not group then return nil, gerr end
-  local path, err = require("cfiam.core").path(client, "group_members", account, group,
-    "add_members")
-  if not path then return nil, err end
-  local list
-  list, err = I.normalise(client, account, ids, "ids", "add_members",
-    opts.concurrency)
-  if not list then return nil, err end
-  if #list == 0 then
-    return nil, err_("invalid_argument", "ids is empty: nothing to add")
-  end
-  local members
-  members, err = client:request("POST", path, { ids = list, decode = "members" })
+  local path, list = write_args(client, account, group, ids, opts, "add_members",
+    "group_members", "add")
+  if not path then return nil, list end
+  local members, err = client:request("POST", path, { ids = list, decode = "members" })
   if not members then return nil, err end
   return members
 end
@@ -211,27 +219,14 @@ end
 --   (with concurrency, every DELETE is sent; err is the first failure).
 --   A 404 to a retried DELETE counts as removed (see delete_each).
 function _M.remove_members(client, account, group, ids, opts)
-  check_ids_args(account, group, "remove_members")
-  opts = A.check_opts(opts, WRITE_OPTS, "remove_members", client)
-  local gerr = A.check_concurrency(opts)
-  if gerr then return nil, gerr end
-  group, gerr = G._group_id(client, account, group, "remove_members")
-  if not group then return nil, gerr end
+  opts = opts or {}
+  local group_path, list, gid = write_args(client, account, group, ids, opts,
+    "remove_members", "group", "remove")
+  if not group_path then return nil, list end
   -- the group is read first: a missing one is not_found, not N non-members
-  local group_path, err = require("cfiam.core").path(client, "group", account, group,
-    "remove_members")
-  if not group_path then return nil, err end
-  local list
-  list, err = I.normalise(client, account, ids, "ids", "remove_members",
-    opts.concurrency)
-  if not list then return nil, err end
-  if #list == 0 then
-    return nil, err_("invalid_argument", "ids is empty: nothing to remove")
-  end
-  local ok
-  ok, err = client:request("GET", group_path)
+  local ok, err = client:request("GET", group_path)
   if ok == nil then return nil, err end
-  return delete_each(client, account, group, list, opts.concurrency)
+  return delete_each(client, account, gid, list, opts.concurrency)
 end
 
 -- The plan, computed from a complete listing (no arguments checks here:
