@@ -45,7 +45,7 @@ local function list(c, group)
   if c.list_members and env("BENCH_PAGING") ~= "request" then
     return check(c:list_members(account, group, { per_page = 500 }))
   end
-  local path = check(require("cfiam.core").members_path(c, account, group))
+  local path = check(require("cfiam.core").path(c, "group_members", account, group))
   local all, page = {}, 1
   while true do
     local res = check(c:request("GET", path, {

@@ -98,7 +98,8 @@ CFIAM_EXPORT int luaopen_cfiam(lua_State *L) {
     cfiam_idset_init(L);
     lua_newtable(L);
     cfiam_setfuncs(L, funcs);
-    cfiam_request_init(L, core);
+    cfiam_request_init(L);
+    cfiam_hooks_init(L, core);
     cfiam_multi_init(L, core);
     lua_pushliteral(L, CFIAM_VERSION);
     lua_setfield(L, -2, "_VERSION");

@@ -5,17 +5,23 @@
  *   cfiam.c          luaopen_cfiam: the module table, then the Lua helpers
  *   client.c         cfiam.new, options, close/__gc/__tostring, default client
  *   validate.c       ids, base URLs, credentials and header values
- *   request.c        validation, URL and body of a call; the single-call
- *                    retry loop and the entry points
+ *   prepare.c        one call checked and built: method, API paths, options
+ *   body.c           the members body of an ids list, the query string
+ *   request.c        client:request and update_members: the single-call
+ *                    pacing and retry loop over libcurl
+ *   hooks.c          core.prepare/update_request/path/outcome/failure for
+ *                    the cosocket transport and the Lua helpers
  *   multi.c          client:request_many, many calls over libcurl's multi
  *                    interface (HTTP/2 multiplexing over TLS)
  *   transport_curl.c one attempt over libcurl: easy handles, shared cache
  *   ratelimit.c      the Ratelimit headers and the pacing they drive
  *   response.c       a response (status, headers, body) into a result or an error
  *   retry.c          Retry-After parsing, backoff, the retry decision
+ *   headers.c        the response headers cfiam reads, from raw lines
  *   json.c           JSON text straight into Lua tables
  *   error.c          the error table, its metatable and secret scrubbing
  *   idset.c          a set of ids for paged listings (repeats across pages)
+ *   idhash.c         ids as 16-byte keys and their keyed hash (body.c, idset.c)
  *   buf.c            a growable byte buffer
  *
  * Memory rule: everything malloc'd belongs to a client
@@ -77,6 +83,11 @@ int cfiam_json_decode(lua_State *L, const char *s, size_t len,
 #define CFIAM_ID_LEN 32
 
 int cfiam_is_id(const char *s, size_t len);
+/* Writes the 32 characters of a valid id in lower case. */
+void cfiam_id_lower(char *out, const char *id);
+
+/* ---- idhash.c --------------------------------------------------------- */
+
 /* The 16 bytes of a valid id (either case), and its first slot in an
  * open-addressing table of `cap` slots (a power of two): a keyed hash of
  * all 16 bytes under the table's own seed (cfiam_id_seed_new, once per
@@ -164,6 +175,9 @@ double cfiam_backoff(int retries_taken);
 /* Whether a status is retried by default (408, 409, 429, 5xx); a
  * x-should-retry header wins. */
 int cfiam_status_retryable(long status, const cfiam_resp_headers *h);
+
+/* ---- headers.c -------------------------------------------------------- */
+
 /* Sets one captured header from a raw "Name: value" line; ignores others. */
 void cfiam_capture_header(cfiam_resp_headers *h, const char *line, size_t len);
 
@@ -251,6 +265,10 @@ void cfiam_client_init(lua_State *L);
 int cfiam_client_new(lua_State *L);
 int cfiam_default_client(lua_State *L);
 int cfiam_configure(lua_State *L);
+/* Adds C functions to the clients' method table and to the core table at
+ * index `core` (either list may be NULL). */
+void cfiam_add_functions(lua_State *L, int core, const luaL_Reg *methods,
+                         const luaL_Reg *hooks);
 
 /* ---- ratelimit.c (functions) ---------------------------------------- */
 
@@ -276,7 +294,7 @@ int cfiam_rl_refuse_hook(lua_State *L);
 /* Registers the id set type and core.idset (core table at -1). */
 void cfiam_idset_init(lua_State *L);
 
-/* ---- request.c -------------------------------------------------------- */
+/* ---- prepare.c -------------------------------------------------------- */
 
 typedef enum { CFIAM_DECODE_RAW, CFIAM_DECODE_MEMBERS } cfiam_decode;
 
@@ -287,20 +305,62 @@ typedef struct cfiam_request {
     int want_meta; /* 0: success pushes the result only (update_members) */
 } cfiam_request;
 
-/* Registers the request methods, cfiam.is_id (module table at -1) and the
- * cosocket transport's hooks in the core table at index `core`. */
-int cfiam_request_init(lua_State *L, int core);
 /* Validates one call (method at `base`, path at base + 1, opts at
  * base + 2, a table or nil), fills rq and c->body and pushes the target
  * (path and query). `where` prefixes every message ("" or "calls[3]: ").
  * Returns 0, or pushes nil, err and returns 2. Raises on wrong Lua types. */
 int cfiam_prepare(lua_State *L, cfiam_client *c, cfiam_request *rq, int base,
                   const char *where);
-void cfiam_sleep(double seconds);
+/* cfiam_prepare of client:request's arguments (method, path, opts at 2-4). */
+int cfiam_prepare_request(lua_State *L, cfiam_client *c, cfiam_request *rq);
+/* The same for client:update_members(account, group, ids [, opts]) at
+ * 2-5: its checks and raises, then the PUT to the group's members. */
+int cfiam_prepare_update(lua_State *L, cfiam_client *c, cfiam_request *rq);
+
+/* The API paths, one builder for all. */
+typedef enum {
+    CFIAM_PATH_ACCOUNT_MEMBERS, /* /accounts/A/members */
+    CFIAM_PATH_GROUPS,          /* /accounts/A/iam/user_groups */
+    CFIAM_PATH_GROUP,           /* .../user_groups/G */
+    CFIAM_PATH_GROUP_MEMBERS,   /* .../user_groups/G/members */
+    CFIAM_PATH_GROUP_MEMBER     /* .../user_groups/G/members/M */
+} cfiam_path_kind;
+/* How many ids (account, group, member) a kind takes. */
+int cfiam_path_ids(cfiam_path_kind kind);
+/* Pushes the path of `kind` from the ids at first, first + 1, ...: each
+ * must be a string (else raises naming `fname`) and a 32-hex id (else
+ * pushes nil, err and returns 2); written in lower case. Returns 0. */
+int cfiam_push_path(lua_State *L, cfiam_client *c, cfiam_path_kind kind,
+                    int first, const char *fname);
 /* Replaces the target at the top by the table core.prepare returns
  * ({ method, target, headers, body, decode }) for the cosocket transport. */
 void cfiam_push_prepared(lua_State *L, cfiam_client *c,
                          const cfiam_request *rq);
+
+/* ---- body.c ----------------------------------------------------------- */
+
+/* Validates the ids list at `t` and writes `[{"id":"..."},...]` into
+ * c->body, dropping duplicates (case-insensitive) and keeping first
+ * occurrences in order (c->scratch holds the duplicate set). Raises on
+ * wrong Lua types; returns 0, or pushes nil, err and returns 2. */
+int cfiam_ids_body(lua_State *L, cfiam_client *c, int t, int allow_empty,
+                   const char *where, const char *what);
+/* Pushes the query string ("" or "?a=1&b=x") of the table at `q`, keys
+ * sorted. Raises on keys or values of the wrong Lua type. */
+const char *cfiam_push_query(lua_State *L, int q, const char *where,
+                             const cfiam_client *c);
+
+/* ---- request.c -------------------------------------------------------- */
+
+/* Registers the request methods and cfiam.is_id (module table at -1). */
+void cfiam_request_init(lua_State *L);
+void cfiam_sleep(double seconds);
+
+/* ---- hooks.c ---------------------------------------------------------- */
+
+/* Registers core.prepare, update_request, path, members_path, outcome and
+ * failure in the core table at index `core`. */
+void cfiam_hooks_init(lua_State *L, int core);
 
 /* ---- multi.c ---------------------------------------------------------- */
 

@@ -501,3 +501,18 @@ void cfiam_client_init(lua_State *L) {
     lua_pushcfunction(L, client_config);
     lua_setfield(L, -2, "config");
 }
+
+void cfiam_add_functions(lua_State *L, int core, const luaL_Reg *methods,
+                         const luaL_Reg *hooks) {
+    if (methods) {
+        luaL_getmetatable(L, CFIAM_CLIENT_MT);
+        lua_getfield(L, -1, "__index");
+        cfiam_setfuncs(L, methods);
+        lua_pop(L, 2);
+    }
+    if (hooks) {
+        lua_pushvalue(L, core);
+        cfiam_setfuncs(L, hooks);
+        lua_pop(L, 1);
+    }
+}

@@ -17,13 +17,29 @@ static const char *const kind_names[] = {
     "invalid_argument", "auth", "permission", "not_found", "rate_limited",
     "api", "server", "timeout", "network", "tls", "invalid_response"};
 
+/* Adds prefix, the field `name` of the table at 1, then suffix, when that
+ * field is a string. The field is pushed only while the buffer takes it
+ * (luaL_addvalue), so the buffer stays balanced. */
+static void add_field(lua_State *L, luaL_Buffer *b, const char *name,
+                      const char *prefix, const char *suffix) {
+    lua_getfield(L, 1, name);
+    if (!lua_isstring(L, -1)) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_pop(L, 1);
+    luaL_addstring(b, prefix);
+    lua_getfield(L, 1, name);
+    luaL_addvalue(b);
+    luaL_addstring(b, suffix);
+}
+
 /* __tostring: one line, kind first. */
 static int error_tostring(lua_State *L) {
     luaL_Buffer b;
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_buffinit(L, &b);
     luaL_addstring(&b, "cfiam ");
-    /* each field is pushed, then added with luaL_addvalue (balanced) */
     lua_getfield(L, 1, "kind");
     if (lua_isstring(L, -1))
         luaL_addvalue(&b);
@@ -31,25 +47,8 @@ static int error_tostring(lua_State *L) {
         lua_pop(L, 1);
         luaL_addstring(&b, "error");
     }
-    lua_getfield(L, 1, "message");
-    if (lua_isstring(L, -1)) {
-        lua_pop(L, 1);
-        luaL_addstring(&b, ": ");
-        lua_getfield(L, 1, "message");
-        luaL_addvalue(&b);
-    } else {
-        lua_pop(L, 1);
-    }
-    lua_getfield(L, 1, "ray_id");
-    if (lua_isstring(L, -1)) {
-        lua_pop(L, 1);
-        luaL_addstring(&b, " (cf-ray ");
-        lua_getfield(L, 1, "ray_id");
-        luaL_addvalue(&b);
-        luaL_addstring(&b, ")");
-    } else {
-        lua_pop(L, 1);
-    }
+    add_field(L, &b, "message", ": ", "");
+    add_field(L, &b, "ray_id", " (cf-ray ", ")");
     luaL_pushresult(&b);
     return 1;
 }

@@ -94,94 +94,114 @@ static int put_utf8(cfiam_buf *b, unsigned cp) {
     return cfiam_buf_append(b, u, n);
 }
 
-/* Parses a string at j->p (on the opening quote) and pushes it. The common
- * case, no escapes, is pushed straight from the input. */
-static int parse_string(json_parser *j) {
-    const char *s = ++j->p, *p = s;
-    cfiam_buf *b = j->scratch;
-    for (;;) { /* fast scan */
-        unsigned char c;
-        if (p >= j->end)
-            return fail(j, "unterminated string");
-        c = (unsigned char)*p;
-        if (c == '"') {
-            lua_pushlstring(j->L, s, (size_t)(p - s));
-            j->p = p + 1;
-            return J_VALUE;
-        }
-        if (c == '\\')
-            break;
-        if (c < 0x20)
-            return fail(j, "control character in string");
-        if (c >= 0x80) {
-            size_t n = utf8_len((const unsigned char *)p,
-                                (const unsigned char *)j->end);
-            if (n == 0) { j->p = p; return fail(j, "invalid UTF-8 in string"); }
-            p += n;
-        } else {
-            p++;
-        }
+/* Length of the unescaped character at p (neither '"' nor '\\'), or 0
+ * after fail(): a control character or invalid UTF-8. */
+static size_t plain_len(json_parser *j, const char *p) {
+    unsigned char c = (unsigned char)*p;
+    size_t n;
+    if (c < 0x20) {
+        fail(j, "control character in string");
+        return 0;
     }
-    /* Slow path: copy into scratch while unescaping. */
+    if (c < 0x80)
+        return 1;
+    n = utf8_len((const unsigned char *)p, (const unsigned char *)j->end);
+    if (n == 0) {
+        j->p = p;
+        fail(j, "invalid UTF-8 in string");
+    }
+    return n;
+}
+
+/* Decodes the escape at p (on the backslash, with at least one byte after
+ * it) into *cp, a surrogate pair into one code point. Returns its length,
+ * or 0 after fail(). */
+static size_t unescape(json_parser *j, const char *p, unsigned *cp) {
+    const char *q = p + 2;
+    switch (p[1]) {
+    case '"': case '\\': case '/': *cp = (unsigned char)p[1]; return 2;
+    case 'b': *cp = '\b'; return 2;
+    case 'f': *cp = '\f'; return 2;
+    case 'n': *cp = '\n'; return 2;
+    case 'r': *cp = '\r'; return 2;
+    case 't': *cp = '\t'; return 2;
+    case 'u': break;
+    default: fail(j, "invalid escape"); return 0;
+    }
+    if (j->end - q < 4 || !hex4(q, cp)) {
+        fail(j, "invalid \\u escape");
+        return 0;
+    }
+    q += 4;
+    if (*cp >= 0xd800 && *cp <= 0xdbff) {
+        unsigned lo;
+        if (j->end - q < 6 || q[0] != '\\' || q[1] != 'u' ||
+            !hex4(q + 2, &lo) || lo < 0xdc00 || lo > 0xdfff) {
+            fail(j, "invalid surrogate pair");
+            return 0;
+        }
+        *cp = 0x10000 + ((*cp - 0xd800) << 10) + (lo - 0xdc00);
+        q += 6;
+    } else if (*cp >= 0xdc00 && *cp <= 0xdfff) {
+        fail(j, "invalid surrogate pair");
+        return 0;
+    }
+    return (size_t)(q - p);
+}
+
+/* The slow path of a string that has escapes: [s, p) is plain, p is on
+ * the first backslash. Unescapes into the caller's scratch buffer, then
+ * pushes the result. */
+static int parse_escaped(json_parser *j, const char *s, const char *p) {
+    cfiam_buf *b = j->scratch;
     b->len = 0;
     if (!cfiam_buf_append(b, s, (size_t)(p - s)))
         return fail(j, "out of memory");
     while (p < j->end) {
-        unsigned char c = (unsigned char)*p;
-        if (c == '"') {
+        size_t n;
+        if (*p == '"') {
             lua_pushlstring(j->L, b->data, b->len);
             j->p = p + 1;
             return J_VALUE;
         }
-        if (c == '\\') {
+        if (*p == '\\') {
             unsigned cp;
-            char e;
             if (j->end - p < 2)
                 break;
-            e = p[1];
-            p += 2;
-            switch (e) {
-            case '"': case '\\': case '/': cp = (unsigned char)e; break;
-            case 'b': cp = '\b'; break;
-            case 'f': cp = '\f'; break;
-            case 'n': cp = '\n'; break;
-            case 'r': cp = '\r'; break;
-            case 't': cp = '\t'; break;
-            case 'u':
-                if (j->end - p < 4 || !hex4(p, &cp))
-                    return fail(j, "invalid \\u escape");
-                p += 4;
-                if (cp >= 0xd800 && cp <= 0xdbff) { /* surrogate pair */
-                    unsigned lo;
-                    if (j->end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
-                        !hex4(p + 2, &lo) || lo < 0xdc00 || lo > 0xdfff)
-                        return fail(j, "invalid surrogate pair");
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                    p += 6;
-                } else if (cp >= 0xdc00 && cp <= 0xdfff) {
-                    return fail(j, "invalid surrogate pair");
-                }
-                break;
-            default:
-                return fail(j, "invalid escape");
-            }
+            if ((n = unescape(j, p, &cp)) == 0)
+                return J_ERROR;
             if (!put_utf8(b, cp))
                 return fail(j, "out of memory");
-        } else if (c < 0x20) {
-            return fail(j, "control character in string");
         } else {
-            size_t n = 1;
-            if (c >= 0x80 && (n = utf8_len((const unsigned char *)p,
-                                           (const unsigned char *)j->end)) == 0) {
-                j->p = p;
-                return fail(j, "invalid UTF-8 in string");
-            }
+            if ((n = plain_len(j, p)) == 0)
+                return J_ERROR;
             if (!cfiam_buf_append(b, p, n))
                 return fail(j, "out of memory");
-            p += n;
         }
+        p += n;
     }
     return fail(j, "unterminated string");
+}
+
+/* Parses a string at j->p (on the opening quote) and pushes it. The common
+ * case, no escapes, is pushed straight from the input. */
+static int parse_string(json_parser *j) {
+    const char *s = ++j->p, *p = s;
+    for (;;) {
+        size_t n;
+        if (p >= j->end)
+            return fail(j, "unterminated string");
+        if (*p == '"') {
+            lua_pushlstring(j->L, s, (size_t)(p - s));
+            j->p = p + 1;
+            return J_VALUE;
+        }
+        if (*p == '\\')
+            return parse_escaped(j, s, p);
+        if ((n = plain_len(j, p)) == 0)
+            return J_ERROR;
+        p += n;
+    }
 }
 
 static int parse_number(json_parser *j) {
@@ -237,80 +257,99 @@ static int parse_number(json_parser *j) {
 
 static int parse_value(json_parser *j);
 
-static int parse_array(json_parser *j) {
-    lua_State *L = j->L;
-    lua_Integer i = 0;
-    if (++j->depth > CFIAM_JSON_MAX_DEPTH)
-        return fail(j, "nesting too deep");
+/* Enters an array or object at j->p and pushes its table. Returns 1 when
+ * it is empty (its `close` read), 0 when items follow, -1 after fail(). */
+static int open_container(json_parser *j, char close, int nrec) {
+    if (++j->depth > CFIAM_JSON_MAX_DEPTH) {
+        fail(j, "nesting too deep");
+        return -1;
+    }
     j->p++;
-    lua_createtable(L, 0, 0);
+    lua_createtable(j->L, 0, nrec);
     skip_ws(j);
-    if (j->p < j->end && *j->p == ']') {
+    if (j->p < j->end && *j->p == close) {
         j->p++;
         j->depth--;
-        return J_VALUE;
+        return 1;
     }
-    for (;;) {
+    return 0;
+}
+
+/* After an item: 1 when ',' (another follows), 0 when `close` ended the
+ * container, -1 after fail(). */
+static int next_item(json_parser *j, char close, const char *unterminated,
+                     const char *expected) {
+    skip_ws(j);
+    if (j->p >= j->end) {
+        fail(j, unterminated);
+        return -1;
+    }
+    if (*j->p == ',' || *j->p == close) {
+        j->p++;
+        if (j->p[-1] == ',')
+            return 1;
+        j->depth--;
+        return 0;
+    }
+    fail(j, expected);
+    return -1;
+}
+
+static int parse_array(json_parser *j) {
+    lua_Integer i = 0;
+    int more = open_container(j, ']', 0);
+    if (more != 0)
+        return more > 0 ? J_VALUE : J_ERROR;
+    do {
         int t = parse_value(j);
         if (t == J_ERROR)
             return J_ERROR;
         i++; /* a null leaves a hole, as nil does */
         if (t == J_VALUE)
-            lua_rawseti(L, -2, (int)i);
-        skip_ws(j);
-        if (j->p >= j->end)
-            return fail(j, "unterminated array");
-        if (*j->p == ',') { j->p++; continue; }
-        if (*j->p == ']') { j->p++; break; }
-        return fail(j, "expected ',' or ']'");
+            lua_rawseti(j->L, -2, (int)i);
+    } while ((more = next_item(j, ']', "unterminated array",
+                               "expected ',' or ']'")) > 0);
+    return more == 0 ? J_VALUE : J_ERROR;
+}
+
+/* One "key": value pair of an object, set in the table at -1 (a null
+ * leaves the key absent). */
+static int parse_member(json_parser *j) {
+    lua_State *L = j->L;
+    int t;
+    skip_ws(j);
+    if (j->p >= j->end || *j->p != '"')
+        return fail(j, "expected a string key");
+    if (parse_string(j) == J_ERROR)
+        return J_ERROR;
+    skip_ws(j);
+    if (j->p >= j->end || *j->p != ':') {
+        lua_pop(L, 1);
+        return fail(j, "expected ':'");
     }
-    j->depth--;
+    j->p++;
+    t = parse_value(j);
+    if (t == J_ERROR) {
+        lua_pop(L, 1);
+        return J_ERROR;
+    }
+    if (t == J_VALUE)
+        lua_rawset(L, -3);
+    else
+        lua_pop(L, 1);
     return J_VALUE;
 }
 
 static int parse_object(json_parser *j) {
-    lua_State *L = j->L;
-    if (++j->depth > CFIAM_JSON_MAX_DEPTH)
-        return fail(j, "nesting too deep");
-    j->p++;
-    lua_createtable(L, 0, 4);
-    skip_ws(j);
-    if (j->p < j->end && *j->p == '}') {
-        j->p++;
-        j->depth--;
-        return J_VALUE;
-    }
-    for (;;) {
-        int t;
-        skip_ws(j);
-        if (j->p >= j->end || *j->p != '"')
-            return fail(j, "expected a string key");
-        if (parse_string(j) == J_ERROR)
+    int more = open_container(j, '}', 4);
+    if (more != 0)
+        return more > 0 ? J_VALUE : J_ERROR;
+    do {
+        if (parse_member(j) == J_ERROR)
             return J_ERROR;
-        skip_ws(j);
-        if (j->p >= j->end || *j->p != ':') {
-            lua_pop(L, 1);
-            return fail(j, "expected ':'");
-        }
-        j->p++;
-        t = parse_value(j);
-        if (t == J_ERROR) {
-            lua_pop(L, 1);
-            return J_ERROR;
-        }
-        if (t == J_VALUE)
-            lua_rawset(L, -3);
-        else
-            lua_pop(L, 1); /* null: the key stays absent */
-        skip_ws(j);
-        if (j->p >= j->end)
-            return fail(j, "unterminated object");
-        if (*j->p == ',') { j->p++; continue; }
-        if (*j->p == '}') { j->p++; break; }
-        return fail(j, "expected ',' or '}'");
-    }
-    j->depth--;
-    return J_VALUE;
+    } while ((more = next_item(j, '}', "unterminated object",
+                               "expected ',' or '}'")) > 0);
+    return more == 0 ? J_VALUE : J_ERROR;
 }
 
 static int literal(json_parser *j, const char *word, size_t n) {

@@ -263,14 +263,123 @@ static int pick(const mcall *mc, int next, int n, int retries, double now,
     return next < n ? next : -1;
 }
 
+/* One request_many batch in progress. The Lua values it uses stay on the
+ * stack for the call: mc (a userdata), the anchors, `out` (the results). */
+typedef struct batch {
+    lua_State *L;
+    cfiam_client *c;
+    mcall *mc;
+    int n, conc, out;
+    int next;          /* the first call never started */
+    int running;       /* transfers in flight */
+    int retries;       /* calls waiting to be tried again */
+    int done;          /* calls with their outcome in out */
+    double hold;       /* monotonic: a 429's wait holds every call back */
+} batch;
+
+/* Call i leaves the queue (started or refused). */
+static void dequeue(batch *b, int i) {
+    if (i == b->next)
+        b->next++;
+    else
+        b->retries--;
+}
+
+/* Fails call i unsent: its wait is beyond the client's timeout. */
+static void refuse_call(batch *b, int i, double wait) {
+    refuse(b->L, b->out, &b->mc[i], i + 1, wait);
+    b->done++;
+    dequeue(b, i);
+}
+
+/* Starts call i on a free slot of the pool. */
+static void start_call(batch *b, int i) {
+    cfiam_client *c = b->c;
+    mcall *m = &b->mc[i];
+    int s;
+    for (s = 0; s < b->conc && c->pool[s]->call; s++)
+        ;
+    cfiam_curl_start(c, c->pool[s], &m->rq, m->url, m->body, m->body_len);
+    if (curl_multi_add_handle(c->multi, c->pool[s]->easy) != CURLM_OK)
+        luaL_error(b->L, "cfiam: libcurl refused a transfer");
+    c->pool[s]->call = i + 1;
+    c->pool[s]->epoch = c->pacer.epoch;
+    cfiam_pacer_sent(&c->pacer);
+    c->pacer.inflight++;
+    b->running++;
+    m->attempt++;
+    m->state = CALL_RUNNING;
+    dequeue(b, i);
+}
+
+/* Starts what may go now, up to the concurrency, unless a hold, the quota
+ * or a probe in flight says to wait; *wake is when to look again. */
+static void start_ready(batch *b, double now, double *wake) {
+    cfiam_client *c = b->c;
+    while (b->running < b->conc) {
+        double w;
+        int i = pick(b->mc, b->next, b->n, b->retries, now, wake);
+        if (i < 0)
+            break;
+        if (now < b->hold) {
+            if (b->hold - now > c->timeout) {
+                refuse_call(b, i, b->hold - now);
+                continue;
+            }
+            if (b->hold < *wake)
+                *wake = b->hold;
+            break;
+        }
+        w = cfiam_pacer_wait(&c->pacer, now);
+        if (w > c->timeout) {
+            refuse_call(b, i, w);
+            continue;
+        }
+        if (w > 0) {
+            if (now + w < *wake)
+                *wake = now + w;
+            break;
+        }
+        if (b->running > 0 && !c->pacer.contacted)
+            break; /* quota unknown: one probe, then its answer */
+        start_call(b, i);
+    }
+}
+
+/* Lets the transfers run and takes the outcome of those that ended;
+ * when none did, waits for the network or until `wake`. */
+static void collect(batch *b, double wake) {
+    cfiam_client *c = b->c;
+    CURLMsg *msg;
+    int still, left, finished = 0;
+    curl_multi_perform(c->multi, &still);
+    while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
+        cfiam_xfer *x = NULL;
+        CURLcode rc = msg->data.result;
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        curl_multi_remove_handle(c->multi, msg->easy_handle);
+        b->running--;
+        finished++;
+        if (finish(b->L, c, x, rc, b->mc, b->out, &b->hold))
+            b->done++;
+        else
+            b->retries++;
+    }
+    if (finished == 0) {
+        double ms = (wake - cfiam_now()) * 1000;
+        curl_multi_poll(c->multi, NULL, 0,
+                        ms < 0 ? 0 : ms > 1000 ? 1000 : (int)ceil(ms), NULL);
+    }
+}
+
 /* client:request_many(calls [, opts]) */
 static int client_request_many(lua_State *L) {
     cfiam_client *c = cfiam_check_client(L, 1);
-    int conc, r, out, next = 0, running = 0, retries = 0, n, done = 0;
-    int finished;
+    batch b;
     size_t count;
-    mcall *mc;
-    double hold = 0;
+    int r, conc;
     if (!lua_istable(L, 2))
         luaL_error(L, "bad argument to 'request_many' (calls: table expected, "
                       "got %s)", luaL_typename(L, 2));
@@ -280,95 +389,31 @@ static int client_request_many(lua_State *L) {
     if (count > 1000000)
         luaL_error(L, "bad argument to 'request_many' (at most 1000000 "
                       "calls at once)");
-    n = (int)count;
-    mc = lua_newuserdata(L, (count ? count : 1) * sizeof(mcall)); /* 4 */
-    lua_createtable(L, 2 * n, 0);                                 /* 5 */
-    if ((r = prepare_all(L, c, 2, count, mc, 5)) != 0)
+    memset(&b, 0, sizeof(b));
+    b.L = L;
+    b.c = c;
+    b.n = (int)count;
+    b.mc = lua_newuserdata(L, (count ? count : 1) * sizeof(mcall)); /* 4 */
+    lua_createtable(L, 2 * b.n, 0);                                 /* 5 */
+    if ((r = prepare_all(L, c, 2, count, b.mc, 5)) != 0)
         return r;
-    lua_createtable(L, n, 0);                                     /* 6 */
-    out = 6;
-    if (n == 0)
+    lua_createtable(L, b.n, 0);                                     /* 6 */
+    b.out = 6;
+    if (b.n == 0)
         return 1;
-    if (conc > n)
-        conc = n;
-    multi_ready(L, c, conc);
-    while (done < n) {
+    b.conc = conc > b.n ? b.n : conc;
+    multi_ready(L, c, b.conc);
+    while (b.done < b.n) {
         double now = cfiam_now(), wake = now + 1.0;
-        int still, left;
-        CURLMsg *msg;
-        while (running < conc) {
-            double w;
-            int i = pick(mc, next, n, retries, now, &wake), s;
-            if (i < 0)
-                break;
-            if (now < hold) {
-                if (hold - now > c->timeout) {
-                    refuse(L, out, &mc[i], i + 1, hold - now);
-                    done++;
-                    if (i == next) next++; else retries--;
-                    continue;
-                }
-                if (hold < wake)
-                    wake = hold;
-                break;
-            }
-            w = cfiam_pacer_wait(&c->pacer, now);
-            if (w > c->timeout) {
-                refuse(L, out, &mc[i], i + 1, w);
-                done++;
-                if (i == next) next++; else retries--;
-                continue;
-            }
-            if (w > 0) {
-                if (now + w < wake)
-                    wake = now + w;
-                break;
-            }
-            if (running > 0 && !c->pacer.contacted)
-                break; /* quota unknown: one probe, then its answer */
-            for (s = 0; s < conc && c->pool[s]->call; s++)
-                ;
-            cfiam_curl_start(c, c->pool[s], &mc[i].rq, mc[i].url, mc[i].body,
-                             mc[i].body_len);
-            if (curl_multi_add_handle(c->multi, c->pool[s]->easy) != CURLM_OK)
-                return luaL_error(L, "cfiam: libcurl refused a transfer");
-            c->pool[s]->call = i + 1;
-            c->pool[s]->epoch = c->pacer.epoch;
-            cfiam_pacer_sent(&c->pacer);
-            c->pacer.inflight++;
-            running++;
-            mc[i].attempt++;
-            mc[i].state = CALL_RUNNING;
-            if (i == next) next++; else retries--;
-        }
-        if (done == n)
+        start_ready(&b, now, &wake);
+        if (b.done == b.n)
             break;
-        if (running == 0) { /* everything left waits: a retry, a hold */
+        if (b.running == 0) { /* everything left waits: a retry, a hold */
             if (wake > now)
                 cfiam_sleep(wake - now);
             continue;
         }
-        curl_multi_perform(c->multi, &still);
-        finished = 0;
-        while ((msg = curl_multi_info_read(c->multi, &left)) != NULL) {
-            cfiam_xfer *x = NULL;
-            CURLcode rc = msg->data.result;
-            if (msg->msg != CURLMSG_DONE)
-                continue;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-            curl_multi_remove_handle(c->multi, msg->easy_handle);
-            running--;
-            finished++;
-            if (finish(L, c, x, rc, mc, out, &hold))
-                done++;
-            else
-                retries++;
-        }
-        if (finished == 0) { /* wait for the network or the next wake */
-            double ms = (wake - cfiam_now()) * 1000;
-            curl_multi_poll(c->multi, NULL, 0,
-                            ms < 0 ? 0 : ms > 1000 ? 1000 : (int)ceil(ms), NULL);
-        }
+        collect(&b, wake);
     }
     return 1;
 }
@@ -451,11 +496,5 @@ void cfiam_multi_init(lua_State *L, int core) {
         {"pace_done", client_pace_done},
         {"rate_limited", cfiam_rl_refuse_hook},
         {NULL, NULL}};
-    luaL_getmetatable(L, CFIAM_CLIENT_MT);
-    lua_getfield(L, -1, "__index");
-    cfiam_setfuncs(L, client_methods);
-    lua_pop(L, 2);
-    lua_pushvalue(L, core);
-    cfiam_setfuncs(L, hooks);
-    lua_pop(L, 1);
+    cfiam_add_functions(L, core, client_methods, hooks);
 }

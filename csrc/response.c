@@ -263,71 +263,81 @@ static int fail_invalid(lua_State *L, cfiam_client *c, long status,
     return -1;
 }
 
-int cfiam_response_outcome(lua_State *L, cfiam_client *c,
+/* Pushes the meta table of a success: status, result_info, messages,
+ * ray_id, attempts, ratelimit (when the answer carried a usable one). The
+ * envelope is at `env`. */
+static void push_meta(lua_State *L, int env, long status,
+                      const cfiam_resp_headers *h, int attempt) {
+    cfiam_rl_reading rl;
+    lua_createtable(L, 0, 6);
+    cfiam_rl_parse(h, &rl);
+    if (rl.have) {
+        cfiam_rl_push(L, &rl);
+        lua_setfield(L, -2, "ratelimit");
+    }
+    lua_getfield(L, env, "result_info");
+    lua_setfield(L, -2, "result_info");
+    lua_getfield(L, env, "messages");
+    lua_setfield(L, -2, "messages");
+    set_common(L, status, h, attempt);
+}
+
+/* A 2xx: the envelope's result (and meta), or an error when the body is
+ * not the envelope or says success = false. Returns as
+ * cfiam_response_outcome; never asks for a retry. */
+static int success_outcome(lua_State *L, cfiam_client *c,
                            const cfiam_request *rq, long status,
                            const cfiam_resp_headers *h, const char *body,
-                           size_t len, int attempt, double *wait) {
+                           size_t len, int attempt) {
     char why[96];
-    int top = lua_gettop(L), env = 0;
-    *wait = -1;
-    cfiam_pacer_note(&c->pacer, h, cfiam_now()); /* every answer counts */
-    if (status >= 200 && status < 300) {
-        const char *bad;
-        if (!cfiam_json_decode(L, body, len, &c->scratch, why, sizeof(why)))
-            return fail_invalid(L, c, status, h, attempt,
-                                "the body is not JSON", why);
-        if (lua_istable(L, top + 1))
-            lua_getfield(L, top + 1, "success");
-        else
-            lua_pushnil(L);
-        if (!lua_isboolean(L, -1)) {
-            lua_settop(L, top);
-            return fail_invalid(L, c, status, h, attempt,
-                                "the body is not the API envelope", NULL);
-        }
-        if (!lua_toboolean(L, -1)) {
-            lua_pop(L, 1);
-            cfiam_scrub_table(L, top + 1, c->secrets);
-            push_status_error(L, c, CFIAM_E_API, status, h, top + 1, body, len,
-                              attempt);
-            lua_remove(L, top + 1);
-            cfiam_error_scrub(L, -1, c->secrets);
-            return -1;
-        }
-        lua_pop(L, 1);
-        lua_getfield(L, top + 1, "result");
-        if (rq->decode == CFIAM_DECODE_MEMBERS && (bad = check_members(L))) {
-            lua_settop(L, top);
-            return fail_invalid(L, c, status, h, attempt, bad, NULL);
-        }
-        if (lua_isnil(L, -1)) { /* success without result: {} (never nil, */
-            lua_pop(L, 1);      /* which callers would take for failure) */
-            lua_newtable(L);
-        }
-        if (!rq->want_meta) {
-            lua_remove(L, top + 1); /* the envelope */
-            return 1;
-        }
-        /* meta: status, result_info, messages, ray_id, attempts,
-         * ratelimit (when the answer carried a usable Ratelimit) */
-        lua_createtable(L, 0, 6);
-        {
-            cfiam_rl_reading rl;
-            cfiam_rl_parse(h, &rl);
-            if (rl.have) {
-                cfiam_rl_push(L, &rl);
-                lua_setfield(L, -2, "ratelimit");
-            }
-        }
-        lua_getfield(L, top + 1, "result_info");
-        lua_setfield(L, -2, "result_info");
-        lua_getfield(L, top + 1, "messages");
-        lua_setfield(L, -2, "messages");
-        set_common(L, status, h, attempt);
-        lua_remove(L, top + 1);
-        return 2;
+    int top = lua_gettop(L), env = top + 1;
+    const char *bad;
+    if (!cfiam_json_decode(L, body, len, &c->scratch, why, sizeof(why)))
+        return fail_invalid(L, c, status, h, attempt, "the body is not JSON",
+                            why);
+    if (lua_istable(L, env))
+        lua_getfield(L, env, "success");
+    else
+        lua_pushnil(L);
+    if (!lua_isboolean(L, -1)) {
+        lua_settop(L, top);
+        return fail_invalid(L, c, status, h, attempt,
+                            "the body is not the API envelope", NULL);
     }
-    /* An error status: the kind comes from the status alone. */
+    if (!lua_toboolean(L, -1)) {
+        lua_pop(L, 1);
+        cfiam_scrub_table(L, env, c->secrets);
+        push_status_error(L, c, CFIAM_E_API, status, h, env, body, len,
+                          attempt);
+        lua_remove(L, env);
+        cfiam_error_scrub(L, -1, c->secrets);
+        return -1;
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, env, "result");
+    if (rq->decode == CFIAM_DECODE_MEMBERS && (bad = check_members(L))) {
+        lua_settop(L, top);
+        return fail_invalid(L, c, status, h, attempt, bad, NULL);
+    }
+    if (lua_isnil(L, -1)) { /* success without result: {} (never nil, */
+        lua_pop(L, 1);      /* which callers would take for failure) */
+        lua_newtable(L);
+    }
+    if (!rq->want_meta) {
+        lua_remove(L, env);
+        return 1;
+    }
+    push_meta(L, env, status, h, attempt);
+    lua_remove(L, env);
+    return 2;
+}
+
+/* Any other status: the error of its kind (the body's envelope, when it
+ * is JSON, adds the API's errors), and the wait before a retry. */
+static int error_outcome(lua_State *L, cfiam_client *c, long status,
+                         const cfiam_resp_headers *h, const char *body,
+                         size_t len, int attempt, double *wait) {
+    int top = lua_gettop(L), env = 0;
     if (len > 0 && cfiam_json_decode(L, body, len, &c->scratch, NULL, 0)) {
         if (lua_istable(L, -1))
             env = top + 1;
@@ -353,6 +363,17 @@ int cfiam_response_outcome(lua_State *L, cfiam_client *c,
     }
     cfiam_error_scrub(L, -1, c->secrets);
     return -1;
+}
+
+int cfiam_response_outcome(lua_State *L, cfiam_client *c,
+                           const cfiam_request *rq, long status,
+                           const cfiam_resp_headers *h, const char *body,
+                           size_t len, int attempt, double *wait) {
+    *wait = -1;
+    cfiam_pacer_note(&c->pacer, h, cfiam_now()); /* every answer counts */
+    if (status >= 200 && status < 300)
+        return success_outcome(L, c, rq, status, h, body, len, attempt);
+    return error_outcome(L, c, status, h, body, len, attempt, wait);
 }
 
 void cfiam_transport_outcome(lua_State *L, cfiam_client *c, cfiam_kind kind,

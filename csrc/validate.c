@@ -2,10 +2,8 @@
  * validate.c: the checks made before anything is sent. Pure functions over
  * byte ranges: no Lua, no allocation, so they can be fuzzed on their own.
  */
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include "cfiam.h"
 
 static int is_hex(unsigned char c) {
@@ -24,81 +22,12 @@ int cfiam_is_id(const char *s, size_t len) {
     return 1;
 }
 
-static int hexval(char c) {
-    return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
-}
-
-void cfiam_id_key(const char *id, unsigned char key[16]) {
+/* Writes the 32 characters of a valid id in lower case, as the API writes
+ * ids (paths and bodies alike). */
+void cfiam_id_lower(char *out, const char *id) {
     size_t i;
-    for (i = 0; i < 16; i++)
-        key[i] = (unsigned char)(hexval(id[2 * i]) << 4 | hexval(id[2 * i + 1]));
-}
-
-/* SipHash-1-3 of the 16 key bytes under a 128-bit secret seed: a keyed
- * mixing of every byte, so that ids alike in any part (sequential ids,
- * ids sharing a prefix) spread over the table, and so that a server or a
- * file cannot choose ids that collide without knowing the seed. */
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                           \
-    do {                                                                   \
-        v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);          \
-        v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                             \
-        v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                             \
-        v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);          \
-    } while (0)
-
-static uint64_t load64(const unsigned char *p) { /* little endian */
-    uint64_t x = 0;
-    int i;
-    for (i = 7; i >= 0; i--)
-        x = x << 8 | p[i];
-    return x;
-}
-
-size_t cfiam_id_slot(const unsigned char key[16], const cfiam_id_seed *seed,
-                     size_t cap) {
-    uint64_t v0 = seed->k0 ^ 0x736f6d6570736575ULL;
-    uint64_t v1 = seed->k1 ^ 0x646f72616e646f6dULL;
-    uint64_t v2 = seed->k0 ^ 0x6c7967656e657261ULL;
-    uint64_t v3 = seed->k1 ^ 0x7465646279746573ULL;
-    uint64_t m;
-    int i;
-    for (i = 0; i < 3; i++) { /* two words of id, then the length word */
-        m = i < 2 ? load64(key + 8 * i) : (uint64_t)16 << 56;
-        v3 ^= m;
-        SIPROUND;
-        v0 ^= m;
-    }
-    v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    return (size_t)(v0 ^ v1 ^ v2 ^ v3) & (cap - 1);
-}
-
-static uint64_t splitmix(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* A fresh seed for one table. Not a cryptographic random source, but
- * nothing a server sees: the addresses of a static, a stack variable and
- * this code (address-space randomisation), the clock, the CPU time and a
- * counter. A racy counter in threads only costs two tables the same seed. */
-void cfiam_id_seed_new(cfiam_id_seed *seed) {
-    static uint64_t counter;
-    volatile int local = 0;
-    uint64_t x = ++counter;
-    x ^= (uint64_t)(uintptr_t)&counter * 0x100000001b3ULL;
-    x ^= (uint64_t)(uintptr_t)&local << 17;
-    x ^= (uint64_t)(uintptr_t)&cfiam_id_seed_new >> 3;
-    x = splitmix(&x) ^ (uint64_t)time(NULL);
-    x = splitmix(&x) ^ (uint64_t)clock();
-    seed->k0 = splitmix(&x);
-    seed->k1 = splitmix(&x);
-    (void)local;
+    for (i = 0; i < CFIAM_ID_LEN; i++)
+        out[i] = (char)(id[i] >= 'A' && id[i] <= 'F' ? id[i] | 0x20 : id[i]);
 }
 
 /* A printable, bounded rendering of a user value for messages:
@@ -244,26 +173,101 @@ static int is_loopback(const cfiam_url *u) {
     return parts == 4;
 }
 
+/* "[v6]" at host (up to hend): copies the address without brackets.
+ * Returns where the authority goes on (after ']'), or NULL with *why. */
+static const char *parse_ipv6(const char *host, const char *hend,
+                              cfiam_url *out, const char **why) {
+    const char *rb = memchr(host, ']', (size_t)(hend - host));
+    size_t i, hl;
+    if (rb == NULL) {
+        *why = "has an unterminated IPv6 address";
+        return NULL;
+    }
+    hl = (size_t)(rb - host - 1);
+    if (hl == 0 || hl >= sizeof(out->host)) {
+        *why = "has an invalid host";
+        return NULL;
+    }
+    memcpy(out->host, host + 1, hl);
+    for (i = 0; i < hl; i++)
+        if (!is_hex((unsigned char)out->host[i]) && out->host[i] != ':' &&
+            out->host[i] != '.') {
+            *why = "has an invalid IPv6 address";
+            return NULL;
+        }
+    out->ipv6 = 1;
+    return rb + 1;
+}
+
+/* A host name or IPv4 address at host (up to ':' or hend), copied in
+ * lower case. Returns where the authority goes on, or NULL with *why. */
+static const char *parse_name(const char *host, const char *hend,
+                              cfiam_url *out, const char **why) {
+    const char *colon = memchr(host, ':', (size_t)(hend - host));
+    const char *he = colon ? colon : hend;
+    size_t i, hl = (size_t)(he - host);
+    if (hl == 0 || hl >= sizeof(out->host)) {
+        *why = "has an empty or too long host";
+        return NULL;
+    }
+    for (i = 0; i < hl; i++) {
+        char c = host[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '-' || c == '.')) {
+            *why = "has an invalid host";
+            return NULL;
+        }
+        out->host[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    return he;
+}
+
+/* What follows the host: nothing or ":port". NULL when fine. */
+static const char *parse_port(const char *p, const char *hend,
+                              cfiam_url *out) {
+    int port = 0, digits = 0;
+    if (p == hend)
+        return NULL;
+    if (*p != ':')
+        return "has an invalid host";
+    for (p++; p < hend; p++, digits++) {
+        if (*p < '0' || *p > '9' || digits >= 5)
+            return "has an invalid port";
+        port = port * 10 + (*p - '0');
+    }
+    if (digits == 0 || port < 1 || port > 65535)
+        return "has an invalid port";
+    out->port = port;
+    return NULL;
+}
+
+/* The scheme: fills https and the default port. Returns the length of
+ * "https://" or "http://", or 0. */
+static size_t parse_scheme(const char *url, size_t len, cfiam_url *out) {
+    if (len >= 8 && strncmp(url, "https://", 8) == 0) {
+        out->https = 1;
+        out->port = 443;
+        return 8;
+    }
+    if (len >= 7 && strncmp(url, "http://", 7) == 0) {
+        out->port = 80;
+        return 7;
+    }
+    return 0;
+}
+
 /* base_url: https://host[:port][/prefix], or http:// to loopback only.
  * No credentials, query or fragment in it. Fills `out`. */
 const char *cfiam_check_base_url(const char *url, size_t len, cfiam_url *out) {
-    const char *p, *end = url + len, *host, *hend;
-    size_t i, hl;
+    const char *p, *end = url + len, *host, *hend, *why = NULL;
+    size_t i, skip;
     memset(out, 0, sizeof(*out));
     for (i = 0; i < len; i++)
         if ((unsigned char)url[i] <= 0x20 || (unsigned char)url[i] >= 0x7f)
             return "contains a space, control or non-ASCII character";
-    if (len >= 8 && strncmp(url, "https://", 8) == 0) {
-        out->https = 1;
-        out->port = 443;
-        p = url + 8;
-    } else if (len >= 7 && strncmp(url, "http://", 7) == 0) {
-        out->port = 80;
-        p = url + 7;
-    } else {
+    if ((skip = parse_scheme(url, len, out)) == 0)
         return "must start with https:// (or http:// to a loopback host)";
-    }
-    host = p;
+    host = p = url + skip;
     while (p < end && *p != '/' && *p != '?' && *p != '#')
         p++;
     hend = p; /* authority is [host, hend) */
@@ -271,48 +275,12 @@ const char *cfiam_check_base_url(const char *url, size_t len, cfiam_url *out) {
         return "must not contain credentials (user@host)";
     if (memchr(p, '?', (size_t)(end - p)) || memchr(p, '#', (size_t)(end - p)))
         return "must not contain a query or fragment";
-    if (host < hend && *host == '[') {
-        const char *rb = memchr(host, ']', (size_t)(hend - host));
-        if (rb == NULL)
-            return "has an unterminated IPv6 address";
-        hl = (size_t)(rb - host - 1);
-        if (hl == 0 || hl >= sizeof(out->host))
-            return "has an invalid host";
-        memcpy(out->host, host + 1, hl);
-        for (i = 0; i < hl; i++)
-            if (!is_hex((unsigned char)out->host[i]) && out->host[i] != ':' &&
-                out->host[i] != '.')
-                return "has an invalid IPv6 address";
-        out->ipv6 = 1;
-        host = rb + 1;
-    } else {
-        const char *colon = memchr(host, ':', (size_t)(hend - host));
-        const char *he = colon ? colon : hend;
-        hl = (size_t)(he - host);
-        if (hl == 0 || hl >= sizeof(out->host))
-            return "has an empty or too long host";
-        for (i = 0; i < hl; i++) {
-            char c = host[i];
-            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                  (c >= '0' && c <= '9') || c == '-' || c == '.'))
-                return "has an invalid host";
-            out->host[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-        }
-        host = he;
-    }
-    if (host < hend) { /* ":port" */
-        int port = 0, digits = 0;
-        if (*host != ':')
-            return "has an invalid host";
-        for (host++; host < hend; host++, digits++) {
-            if (*host < '0' || *host > '9' || digits >= 5)
-                return "has an invalid port";
-            port = port * 10 + (*host - '0');
-        }
-        if (digits == 0 || port < 1 || port > 65535)
-            return "has an invalid port";
-        out->port = port;
-    }
+    host = (host < hend && *host == '[') ? parse_ipv6(host, hend, out, &why)
+                                         : parse_name(host, hend, out, &why);
+    if (host == NULL)
+        return why;
+    if ((why = parse_port(host, hend, out)) != NULL)
+        return why;
     if (p < end && !cfiam_is_path(p, (size_t)(end - p)))
         return "has an invalid path";
     if (!out->https && !is_loopback(out))

@@ -3,9 +3,9 @@
  *
  * Input: byte 0 picks the HTTP status (fuzz_statuses); the rest is a header
  * block, split on '\n' (each line keeps its '\r', as libcurl hands it), fed
- * line by line to cfiam_capture_header like transport_curl.c's on_header
- * (a status line resets them). Then cfiam_server_wait, cfiam_status_retryable
- * and the wait that response.c derives from them.
+ * line by line to cfiam_capture_header (headers.c) as transport_curl.c's
+ * on_header does (a status line resets them). Then cfiam_server_wait,
+ * cfiam_status_retryable and the wait that response.c derives from them.
  * Invariants: every captured field stays NUL-terminated inside its array;
  * a Ratelimit / Ratelimit-Policy reading has no negative count or window;
  * the server wait is -1 or a number (never NaN); the decided wait is -1 or

@@ -21,7 +21,7 @@ LUA_INCDIR=${LUA_INCDIR:-/usr/include/lua5.4}
 SAN="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 # The C of cfiam that reads untrusted bytes (not client/request/transport:
 # they need a live libcurl transfer; the specs cover those).
-SRC="csrc/json.c csrc/response.c csrc/error.c csrc/retry.c csrc/buf.c csrc/validate.c csrc/ratelimit.c"
+SRC="csrc/json.c csrc/response.c csrc/error.c csrc/retry.c csrc/headers.c csrc/buf.c csrc/validate.c csrc/idhash.c csrc/ratelimit.c"
 mkdir -p $OUT $WORK
 passed=0; failed=0
 export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1"

@@ -1,7 +1,8 @@
 /*
  * fuzz/validate.c: the checks made on user and environment values before
- * anything is sent (validate.c): ids, base URLs, paths, credentials, header
- * names and values, and the quoting of bad values into messages.
+ * anything is sent (validate.c, with idhash.c's id keys): ids, base URLs,
+ * paths, credentials, header names and values, and the quoting of bad
+ * values into messages.
  *
  * Input: the whole input is the value (every check runs on it: they are
  * cheap), copied into an exact-size allocation so ASan sees overreads.

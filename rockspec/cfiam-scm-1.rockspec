@@ -34,9 +34,10 @@ build = {
   modules = {
     cfiam = {
       sources = {
-        "csrc/buf.c", "csrc/cfiam.c", "csrc/client.c", "csrc/error.c", "csrc/idset.c",
-        "csrc/json.c", "csrc/multi.c", "csrc/ratelimit.c", "csrc/request.c",
-        "csrc/response.c", "csrc/retry.c",
+        "csrc/body.c", "csrc/buf.c", "csrc/cfiam.c", "csrc/client.c", "csrc/error.c",
+        "csrc/headers.c", "csrc/hooks.c", "csrc/idhash.c", "csrc/idset.c",
+        "csrc/json.c", "csrc/multi.c", "csrc/prepare.c", "csrc/ratelimit.c",
+        "csrc/request.c", "csrc/response.c", "csrc/retry.c",
         "csrc/transport_curl.c", "csrc/validate.c",
       },
       libraries = { "curl" },

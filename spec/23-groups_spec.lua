@@ -442,6 +442,16 @@ describe("get_group / create_group / update_group / delete_group", function()
       assert_nothing_written()
     end)
 
+    it("refuses when the page lists a member though total_count says 0 (a miscounting server)", function()
+      emu:fault{ method = "GET", path = "/members$", total_count = 0, times = -1 }
+      local ok, err = c:delete_group(A, ids.groups.Ops.id)
+      assert.is_nil(ok)
+      assert.are.equal("guard", err.kind)
+      assert.are.equal(1, err.members)
+      assert_nothing_written()
+      assert.is_table(state_group(ids.groups.Ops.id))
+    end)
+
     it("not_found for an unknown group; raises on wrong types", function()
       local ok, err = c:delete_group(A, { name = "Nobody" })
       assert.is_nil(ok)

@@ -442,6 +442,38 @@ groups:
       assert.are.same({}, emu:requests())
     end)
 
+    it("removes nothing from a group whose additions were refused", function()
+      -- Ops' three members swapped for one new member: if the POST is
+      -- refused (a member that cannot join), the DELETEs must not empty it.
+      local plan = assert(c:plan_account(current({ Ops = { members = { email(10) }, allow_empty = false } })))
+      emu:fault{ method = "POST", dsr = true, times = 1 }
+      emu:clear_requests()
+      local none, err = c:apply_account(plan)
+      assert.is_nil(none)
+      assert.are.equal("member_not_eligible", err.reason)
+      local writes = H.writes(emu)
+      assert.are.equal(1, #writes)
+      assert.are.equal("POST", writes[1].method)
+      assert.are.same(H.sorted_ids({ id(4), id(5), id(6) }), H.state_members(emu, account, gid("Ops")))
+      local g
+      for _, r in ipairs(err.result.groups) do if r.id == gid("Ops") then g = r end end
+      assert.are.equal("failed", g.outcome)
+      assert.are.same({}, g.removed)
+    end)
+
+    it("reports a group deleted after the plan as failed, not as its removals written", function()
+      local plan = assert(c:plan_account(current({ Ops = { members = { email(4) } } })))
+      assert(c:delete_group(account, gid("Ops"), { force = true }))
+      local none, err = c:apply_account(plan)
+      assert.is_nil(none)
+      assert.are.equal("not_found", err.kind)
+      assert.matches("no longer exists", err.message, 1, true)
+      local g
+      for _, r in ipairs(err.result.groups) do if r.id == gid("Ops") then g = r end end
+      assert.are.equal("failed", g.outcome)
+      assert.are.same({}, g.removed)
+    end)
+
     it("never touches a member that no listing showed", function()
       -- A member added to Ops after the plan was made is not removed.
       local plan = assert(c:plan_account(current({ Ops = { members = { email(4) } } })))
@@ -519,6 +551,20 @@ groups:
         none, err = c:apply_account(plan)
         assert.is_nil(none)
         assert.matches("more than max_removals (19)", err.message, 1, true)
+        assert.are.same({}, H.writes(emu))
+      end)
+
+      it("a stored plan that lost its guard still protects the protected members", function()
+        local cfg = current({ Ops = { members = { email(4), email(5) } } })
+        cfg.protect = { email(6) }
+        local plan = assert(c:plan_account(cfg))
+        assert.are.same({ id(6) }, plan.protect)
+        local stored = require("cjson").decode(require("cjson").encode(plan))
+        group_of(stored, "Ops").guard, stored.refused = nil, {}
+        local none, err = c:apply_account(stored)
+        assert.is_nil(none)
+        assert.are.equal("guard", err.kind)
+        assert.matches("the plan removes protected member " .. Q(email(6)), err.message, 1, true)
         assert.are.same({}, H.writes(emu))
       end)
 
@@ -712,6 +758,21 @@ groups:
       assert.is_nil(plan)
       assert.are.equal("invalid_argument", err.kind)
       assert.matches("is named twice in the desired state", err.message, 1, true)
+    end)
+
+    it("reads pages of the size the server says it used, as list_members does", function()
+      -- a server that pages Ops by 2 although 500 were asked for
+      local function page(n, members)
+        return H.page_body(members, { page = n, per_page = 2, count = #members, total_count = 3 })
+      end
+      emu:fault{ method = "GET", path = H.members_pattern(gid("Ops")), query = "[?&]page=1&",
+        status = 200, times = -1, body = page(1, { ids.members[4], ids.members[5] }) }
+      emu:fault{ method = "GET", path = H.members_pattern(gid("Ops")), query = "[?&]page=2&",
+        status = 200, times = -1, body = page(2, { ids.members[6] }) }
+      local plan, err = c:plan_account(current({ Ops = { members = { email(4), email(5), email(6) } } }))
+      assert.is_nil(err)
+      assert.are.equal(0, plan.summary.change)
+      assert.are.same({ email(4), email(5), email(6) }, emails(group_of(plan, "Ops").keep))
     end)
 
     it("concurrency is checked, and any value gives the same plan", function()

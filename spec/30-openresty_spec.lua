@@ -328,9 +328,9 @@ describe("cfiam under nginx", function()
 
   describe("timeouts", function()
     it("bound the name resolution too: a resolver that never answers costs connect_timeout per attempt", function()
-      -- nginx resolves host names itself (here "localhost", through the
-      -- silent resolver), with resolver_timeout (30 s by default)
-      local opts = { base_url = emu.base_url:gsub("127%.0%.0%.1", "localhost"),
+      -- nginx resolves host names itself (here "localhost" over HTTPS,
+      -- through the silent resolver), with resolver_timeout (30 s by default)
+      local opts = { base_url = emu.tls_base_url:gsub("127%.0%.0%.1", "localhost"),
         api_token = "test-token", timeout = 2, connect_timeout = 0.5, max_retries = 1 }
       local t0 = socket.gettime()
       local status, body = srv:get("/call", 90, cjson.encode({ opts = opts,
@@ -364,16 +364,29 @@ describe("cfiam under nginx", function()
   end
 
   describe("host names", function()
-    it("are resolved by nginx's resolver and the call goes through", function()
+    it("are resolved by nginx's resolver and the call goes through (HTTPS)", function()
       emu:reset(seed)
       dns:settimeout(0)
       while dns:receivefrom() do end                 -- queries left by other tests
       local p = nginx.send(srv.port, "/by_name?base="
-        .. q((emu.base_url:gsub("127%.0%.0%.1", "localhost"))) .. "&path=" .. q(members_path(small.id)))
+        .. q((emu.tls_base_url:gsub("127%.0%.0%.1", "localhost"))) .. "&path=" .. q(members_path(small.id)))
       assert.is_true(answer_dns(10), "nginx sent no query")
       local r = nginx.wait_all({ p }, 10)[1]
       assert.equal(200, r.status)
       assert.equal("members 3\n", r.body)
+    end)
+  end)
+
+  describe("plain HTTP to localhost", function()
+    it("goes to 127.0.0.1 without asking the resolver (a DNS answer never gets the token)", function()
+      emu:reset(seed)
+      dns:settimeout(0)
+      while dns:receivefrom() do end                 -- queries left by other tests
+      local status, body = srv:get("/by_name?base="
+        .. q((emu.base_url:gsub("127%.0%.0%.1", "localhost"))) .. "&path=" .. q(members_path(small.id)), 20)
+      assert.equal(200, status)
+      assert.equal("members 3\n", body)
+      assert.is_nil(dns:receivefrom(), "nginx asked its resolver for localhost")
     end)
   end)
 

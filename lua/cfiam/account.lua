@@ -126,8 +126,8 @@ local function list_all(client, specs, concurrency, on_done)
           -- Every page total_count calls for; when it fills the last page
           -- exactly, the (empty) page after it too, which must be read
           -- to know the listing ended: one round trip less.
-          last = ceil(l.total / l.spec.per_page)
-          if l.total % l.spec.per_page == 0 then last = last + 1 end
+          last = ceil(l.total / l.size)
+          if l.total % l.size == 0 then last = last + 1 end
           if last < 2 then last = 2 end
         end
         if last > l.max_pages then last = l.max_pages end
@@ -162,9 +162,12 @@ local function list_all(client, specs, concurrency, on_done)
           items = items or {}
           local info = type(r.meta) == "table" and r.meta.result_info
           local total = type(info) == "table" and tonumber(info.total_count)
+          -- the server's page size, as list_members reads it
+          local size = P.page_size(l.spec.per_page, info)
+          if l.fetched == 1 then l.size = size end
           if total and l.fetched == 1 then
             l.total = total
-            l.max_pages = ceil(total / l.spec.per_page) + 1
+            l.max_pages = ceil(total / size) + 1
             if l.max_pages < 2 then l.max_pages = 2 end
           end
           local raw = #items
@@ -181,7 +184,7 @@ local function list_all(client, specs, concurrency, on_done)
             else
               for k = 1, kept do l.items[#l.items + 1] = items[k] end
               l.count = l.count + kept
-              if raw < l.spec.per_page then l.ended = l.fetched end
+              if raw < size then l.ended = l.fetched end
             end
           end
         end
@@ -387,8 +390,10 @@ local function select_groups(cfg, only)
   return out
 end
 
-local function members_path(account, group)
-  return "/accounts/" .. account .. "/iam/user_groups/" .. group .. "/members"
+-- The API path of `kind` (core.path): path, or nil, err for a malformed id
+-- (an id a server sent, or a plan table edited by hand).
+local function path_of(client, kind, ...)
+  return require("cfiam.core").path(client, kind, ...)
 end
 
 --- Computes what an apply would do for every group of the desired state.
@@ -467,10 +472,15 @@ function _M.plan_account(client, cfg, opts)
             .. "desired state (as %s and %s)", p.id, A.quote(seen[p.id]), A.quote(g.key)))
         else
           seen[p.id] = g.key
-          local spec = { path = members_path(account, p.id), decode = "members",
-            per_page = P.GROUP_PAGE, what = "the members of group " .. p.id }
-          more[#more + 1] = spec
-          spec_of[spec] = p
+          local path, perr = path_of(client, "group_members", account, p.id)
+          if path then
+            local spec = { path = path, decode = "members",
+              per_page = P.GROUP_PAGE, what = "the members of group " .. p.id }
+            more[#more + 1] = spec
+            spec_of[spec] = p
+          else
+            p.error = perr
+          end
         end
       end
       if p.error or p.create_needed then done = done + 1 end
@@ -478,9 +488,13 @@ function _M.plan_account(client, cfg, opts)
     if progress then progress(done, total) end
     return more
   end
-  local groups_spec = { path = "/accounts/" .. account .. "/iam/user_groups",
+  local groups_path, account_path
+  groups_path, err = path_of(client, "groups", account)
+  if groups_path then account_path, err = path_of(client, "account_members", account) end
+  if not account_path then return nil, err end
+  local groups_spec = { path = groups_path,
     per_page = P.GROUP_PAGE, what = "the user groups of account " .. account }
-  local account_spec = { path = "/accounts/" .. account .. "/members", decode = "members",
+  local account_spec = { path = account_path, decode = "members",
     per_page = P.ACCOUNT_PAGE, what = "the members of account " .. account }
   local lists, errs = list_all(client, { groups_spec, account_spec }, concurrency,
     function(spec, e, items)
@@ -501,7 +515,12 @@ function _M.plan_account(client, cfg, opts)
   local pe, unknown, places = resolve(index, desired.protect,
     desired.protect_where or {}, nil, desired.source)
   if #unknown > 0 then return nil, unknown_error(account, unknown, places) end
-  for _, e in ipairs(pe) do protected[e.id] = true end
+  plan.protect = {}
+  for _, e in ipairs(pe) do
+    if not protected[e.id] then plan.protect[#plan.protect + 1] = e.id end
+    protected[e.id] = true
+  end
+  sort(plan.protect)
   local failed, first_err = {}, nil
   for _, p in ipairs(groups) do
     local g = p.cfg
@@ -565,6 +584,15 @@ local function check_plan(plan, client)
   if not require("cfiam").is_id(plan.account) then
     bad(".account", "a 32-character hexadecimal id expected, got " .. A.quote(plan.account, client))
   end
+  if plan.protect ~= nil then
+    if type(plan.protect) ~= "table" then bad(".protect", "table expected, got " .. type(plan.protect)) end
+    A.check_list(plan.protect, "plan.protect", "apply_account")
+    for i, id in ipairs(plan.protect) do
+      if not require("cfiam").is_id(id) then
+        bad(format(".protect[%d]", i), "a 32-character hexadecimal id expected, got " .. A.quote(id, client))
+      end
+    end
+  end
   if type(plan.groups) ~= "table" then bad(".groups", "table expected, got " .. type(plan.groups)) end
   A.check_list(plan.groups, "plan.groups", "apply_account")
   for i, g in ipairs(plan.groups) do
@@ -613,14 +641,89 @@ local function create_group(client, account, name)
     return lower(g.id)
   end
   local body = require("cjson").new().encode({ name = name })
-  local g, err = client:request("POST", "/accounts/" .. account .. "/iam/user_groups",
-    { json = body })
+  local path, err = path_of(client, "groups", account)
+  if not path then return nil, err end
+  local g
+  g, err = client:request("POST", path, { json = body })
   if not g then return nil, err end
   if type(g) ~= "table" or type(g.id) ~= "string" then
     return nil, err_("invalid_response", "creating group " .. A.quote(name)
       .. ": the answer has no group id")
   end
   return lower(g.id)
+end
+
+-- One batch of writes for the groups of `pending` not failed so far:
+-- "add" (one POST of each group's additions) or "remove" (one DELETE per
+-- removal). A group whose write fails is marked failed (w.failed): it gets
+-- no removals after a failed addition. A 404 to a DELETE is noted
+-- (w.not_found) for check_gone.
+local function write_batch(client, account, pending, op, concurrency)
+  local calls, owner = {}, {}
+  -- a path from a malformed id fails its group, nothing sent for it
+  local function path(w, kind, id)
+    local p, err = path_of(client, kind, account, w.r.id, id)
+    if not p then
+      w.r.errors[#w.r.errors + 1] = err
+      w.failed = true
+    end
+    return p
+  end
+  for _, w in ipairs(pending) do
+    if not w.failed and op == "add" and #w.g.add > 0 then
+      local p = path(w, "group_members")
+      if p then
+        calls[#calls + 1] = { "POST", p, ids = ids_of(w.g.add), decode = "members" }
+        owner[#calls] = { w = w }
+      end
+    elseif not w.failed and op == "remove" then
+      for _, e in ipairs(w.g.remove) do
+        local p = path(w, "group_member", e.id)
+        if not p then break end
+        calls[#calls + 1] = { "DELETE", p }
+        owner[#calls] = { w = w, id = e.id }
+      end
+    end
+  end
+  if #calls == 0 then return end
+  local res = fetch_all(client, calls, concurrency)
+  for n, out in ipairs(res) do
+    local o = owner[n]
+    local r = o.w.r
+    local meta = out.meta or out.err
+    if type(meta) == "table" and meta.ray_id then r.ray_ids[#r.ray_ids + 1] = meta.ray_id end
+    if out.err and op == "remove" and out.err.kind == "not_found" then
+      o.w.not_found = true -- the member was gone already, or the group is
+      r.removed[#r.removed + 1] = o.id
+    elseif out.err then
+      r.errors[#r.errors + 1] = out.err
+      o.w.failed = true
+    elseif op == "add" then
+      r.added = ids_of(o.w.g.add)
+    else
+      r.removed[#r.removed + 1] = o.id
+    end
+  end
+end
+
+-- A 404 to a DELETE means the member was gone already, unless the group
+-- itself is: each group that had one is read once, and a missing group
+-- fails (its "removals" did not happen).
+local function check_gone(client, account, pending)
+  for _, w in ipairs(pending) do
+    if w.not_found then
+      local ok, err = path_of(client, "group", account, w.r.id)
+      if ok then ok, err = client:request("GET", ok) end
+      if ok == nil and err.kind == "not_found" then
+        w.r.removed = {}
+        w.r.errors[#w.r.errors + 1] = err_("not_found", format("group %s no "
+          .. "longer exists; nothing removed", w.r.id), { status = err.status,
+          ray_id = err.ray_id })
+      elseif ok == nil then
+        w.r.errors[#w.r.errors + 1] = err
+      end
+    end
+  end
 end
 
 --- Applies a plan from plan_account: every group by the difference.
@@ -644,7 +747,8 @@ function _M.apply_account(client, plan, opts)
     return nil, err_("invalid_argument", format("not applied: the plan has "
       .. "failed groups (%s); nothing written", A.quote_list(plan.failed, client)), { plan = plan })
   end
-  local refused = {}
+  local refused, protected = {}, {}
+  for _, id in ipairs(plan.protect or {}) do protected[lower(id)] = true end
   for _, g in ipairs(plan.groups) do
     if g.error then
       return nil, err_("invalid_argument", "not applied: the plan of group "
@@ -653,7 +757,11 @@ function _M.apply_account(client, plan, opts)
     -- The guards again, from the plan's own lists: a stored or edited
     -- plan cannot drop its refusal (an empty group is caught when the plan
     -- keeps, ignores and adds no one).
-    local guard = g.guard or guard_of(g, #g.keep + #(g.ignored or {}) + #g.add, {}, account)
+    local hit = {}
+    for _, e in ipairs(g.remove) do
+      if protected[lower(e.id)] then hit[#hit + 1] = e.email or e.id end
+    end
+    local guard = g.guard or guard_of(g, #g.keep + #(g.ignored or {}) + #g.add, hit, account)
     if guard then refused[#refused + 1] = guard end
   end
   if #refused > 0 then
@@ -684,36 +792,12 @@ function _M.apply_account(client, plan, opts)
       end
     end
   end
-  -- Then every addition and removal of every group, in one batch.
-  local calls, owner = {}, {}
-  for _, w in ipairs(pending) do
-    if not w.failed then
-      local path = members_path(account, w.r.id)
-      if #w.g.add > 0 then
-        calls[#calls + 1] = { "POST", path, ids = ids_of(w.g.add), decode = "members" }
-        owner[#calls] = { w = w, op = "add" }
-      end
-      for _, e in ipairs(w.g.remove) do
-        calls[#calls + 1] = { "DELETE", path .. "/" .. e.id }
-        owner[#calls] = { w = w, op = "remove", id = e.id }
-      end
-    end
-  end
-  local res = fetch_all(client, calls, concurrency)
-  for n, out in ipairs(res) do
-    local o = owner[n]
-    local r = o.w.r
-    local meta = out.meta or (out.err and out.err)
-    if type(meta) == "table" and meta.ray_id then r.ray_ids[#r.ray_ids + 1] = meta.ray_id end
-    local gone = out.err and out.err.kind == "not_found" and o.op == "remove"
-    if out.err and not gone then
-      r.errors[#r.errors + 1] = out.err
-    elseif o.op == "add" then
-      r.added = ids_of(o.w.g.add)
-    else
-      r.removed[#r.removed + 1] = o.id
-    end
-  end
+  -- Then the additions of every group, in one batch; then the removals of
+  -- the groups whose additions landed: a refused addition (a member that
+  -- cannot join, a 5xx) must not leave a group emptied by its removals.
+  write_batch(client, account, pending, "add", concurrency)
+  write_batch(client, account, pending, "remove", concurrency)
+  check_gone(client, account, pending)
   local written, failed, first_err = 0, {}, nil
   for _, w in ipairs(pending) do
     local r = w.r
@@ -746,7 +830,7 @@ function _M.apply_account(client, plan, opts)
       .. "failed, %d written: %s; failed: %s", account, plural(#failed, "group"), total,
       written, tostring(first_err.message), A.quote_list(failed, client)),
       { result = result, failed = failed, status = first_err.status,
-        ray_id = first_err.ray_id, errors = first_err.errors })
+        ray_id = first_err.ray_id, reason = first_err.reason, errors = first_err.errors })
   end
   return result
 end
@@ -771,8 +855,11 @@ function _M.dump_account(client, account, opts)
   local err = A.check_id(account, "account")
   if err then return nil, err end
   account = lower(account)
-  local lists, errs = list_all(client, { { path = "/accounts/" .. account
-    .. "/iam/user_groups", per_page = P.GROUP_PAGE,
+  local groups_path, account_path
+  groups_path, err = path_of(client, "groups", account)
+  if groups_path then account_path, err = path_of(client, "account_members", account) end
+  if not account_path then return nil, err end
+  local lists, errs = list_all(client, { { path = groups_path, per_page = P.GROUP_PAGE,
     what = "the user groups of account " .. account } }, concurrency)
   if errs[1] then return nil, errs[1] end
   local all, count = {}, {}
@@ -809,10 +896,13 @@ function _M.dump_account(client, account, opts)
   end
   local specs = {}
   for i, g in ipairs(chosen) do
-    specs[i] = { path = members_path(account, g.id), decode = "members",
+    local path
+    path, err = path_of(client, "group_members", account, g.id)
+    if not path then return nil, err end
+    specs[i] = { path = path, decode = "members",
       per_page = P.GROUP_PAGE, what = "the members of group " .. g.id }
   end
-  specs[#specs + 1] = { path = "/accounts/" .. account .. "/members", decode = "members",
+  specs[#specs + 1] = { path = account_path, decode = "members",
     per_page = P.ACCOUNT_PAGE, what = "the members of account " .. account }
   lists, errs = list_all(client, specs, concurrency)
   for i = 1, #specs do

@@ -301,6 +301,10 @@ local function open(x, cfg)
   x.sock = sock
   local host = cfg.host
   if find(host, ":", 1, true) then host = "[" .. host .. "]" end
+  -- Plain HTTP is allowed to loopback only, and "localhost" is loopback
+  -- only if it is not resolved: nginx's resolver asks DNS (never
+  -- /etc/hosts), and a DNS answer must not receive the credential.
+  if cfg.scheme == "http" and lower(host) == "localhost" then host = "127.0.0.1" end
   local left = remaining_ms(x)
   if not left then return nil, timed_out(x) end
   local cto = ms(cfg.connect_timeout)
@@ -707,19 +711,7 @@ end
 --- client:update_members over cosockets (same arguments and results).
 -- @return members | nil, err
 function _M.update_members(client, account, group, ids, opts)
-  if type(ids) ~= "table" then
-    transport.raise("bad argument #3 to 'update_members' (table expected, "
-      .. "got " .. type(ids) .. ")")
-  end
-  if opts ~= nil and type(opts) ~= "table" then
-    transport.raise("bad argument #4 to 'update_members' (table expected, "
-      .. "got " .. type(opts) .. ")")
-  end
-  local path, err = require("cfiam.core").members_path(client, account, group)
-  if not path then return nil, err end
-  local req
-  req, err = require("cfiam.core").prepare(client, "PUT", path, { ids = ids,
-    decode = "members", allow_empty = opts and opts.allow_empty or nil })
+  local req, err = require("cfiam.core").update_request(client, account, group, ids, opts)
   if not req then return nil, err end
   local members, meta = _M.paced_run(client, req)
   if members == nil then return nil, meta end

@@ -67,8 +67,10 @@ _M.entry = entry
 function _M.account_index(client, account, concurrency)
   local err = A.check_id(account, "account", client)
   if err then return nil, err end
-  local p = P.pager{ client = client, decode = "members",
-    path = "/accounts/" .. lower(account) .. "/members",
+  local path
+  path, err = require("cfiam.core").path(client, "account_members", account)
+  if not path then return nil, err end
+  local p = P.pager{ client = client, decode = "members", path = path,
     per_page = P.ACCOUNT_PAGE, concurrency = concurrency,
     what = "the members of account " .. account }
   local list

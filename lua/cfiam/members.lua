@@ -45,7 +45,7 @@ local function member_pager(client, account, group, opts)
   local err = A.check_paging(opts, P.GROUP_PAGE) or A.check_direction(opts.direction, client)
   if err then return nil, err end
   local path
-  path, err = require("cfiam.core").members_path(client, account, group)
+  path, err = require("cfiam.core").path(client, "group_members", account, group)
   if not path then return nil, err end
   return P.pager{ client = client, path = path, decode = "members",
     query = { fuzzyEmail = opts.fuzzy_email, direction = opts.direction },
@@ -113,29 +113,38 @@ function _M.each_member(client, account, group, opts)
   end
 end
 
+-- The checks and lookups add_members and remove_members share: raises on
+-- wrong types; returns the `kind` path (core.path), the ids (unique, e-mails
+-- resolved) and the group id, or nil, err (nothing sent but the lookups).
+local function write_args(client, account, group, ids, opts, fname, kind, verb)
+  check_ids_args(account, group, fname)
+  opts = A.check_opts(opts, WRITE_OPTS, fname, client)
+  local err = A.check_concurrency(opts)
+  if err then return nil, err end
+  group, err = G._group_id(client, account, group, fname)
+  if not group then return nil, err end
+  local path
+  path, err = require("cfiam.core").path(client, kind, account, group, fname)
+  if not path then return nil, err end
+  local list
+  list, err = I.normalise(client, account, ids, "ids", fname, opts.concurrency)
+  if not list then return nil, err end
+  if #list == 0 then
+    return nil, err_("invalid_argument", "ids is empty: nothing to " .. verb)
+  end
+  return path, list, group
+end
+
 --- Adds members with one POST (ids de-duplicated; e-mails resolved).
 -- syntax: members, err = client:add_members(account, group, ids [, opts])
 -- opts: concurrency (pages of the account listing fetched at once when
 -- e-mail addresses are resolved; default 1).
 -- @return the API's member list (array of { id, email, status }), or nil, err.
 function _M.add_members(client, account, group, ids, opts)
-  check_ids_args(account, group, "add_members")
-  opts = A.check_opts(opts, WRITE_OPTS, "add_members", client)
-  local gerr = A.check_concurrency(opts)
-  if gerr then return nil, gerr end
-  group, gerr = G._group_id(client, account, group, "add_members")
-  if not group then return nil, gerr end
-  local path, err = require("cfiam.core").members_path(client, account, group)
-  if not path then return nil, err end
-  local list
-  list, err = I.normalise(client, account, ids, "ids", "add_members",
-    opts.concurrency)
-  if not list then return nil, err end
-  if #list == 0 then
-    return nil, err_("invalid_argument", "ids is empty: nothing to add")
-  end
-  local members
-  members, err = client:request("POST", path, { ids = list, decode = "members" })
+  local path, list = write_args(client, account, group, ids, opts, "add_members",
+    "group_members", "add")
+  if not path then return nil, list end
+  local members, err = client:request("POST", path, { ids = list, decode = "members" })
   if not members then return nil, err end
   return members
 end
@@ -148,8 +157,17 @@ end
 -- timeout, a cut connection, a 5xx) most likely removed it: removed.
 -- Returns { removed = {ids}, not_members = {ids} }, or nil, err (the first
 -- failure) with err.removed and err.not_members (what was done besides).
-local function delete_each(client, path, ids, concurrency)
+local function delete_each(client, account, group, ids, concurrency)
   local out = { removed = {}, not_members = {} }
+  local paths = {}
+  for i, id in ipairs(ids) do
+    local path, err = require("cfiam.core").path(client, "group_member", account, group, id)
+    if not path then
+      err.removed, err.not_members = out.removed, out.not_members
+      return nil, err
+    end
+    paths[i] = path
+  end
   -- one outcome: true to go on, or the failure
   local function note(id, ok, err)
     if ok ~= nil then
@@ -164,7 +182,7 @@ local function delete_each(client, path, ids, concurrency)
   end
   if (concurrency or 1) > 1 and #ids > 1 then
     local calls = {}
-    for i, id in ipairs(ids) do calls[i] = { "DELETE", path .. "/" .. id } end
+    for i in ipairs(ids) do calls[i] = { "DELETE", paths[i] } end
     local res, err = client:request_many(calls, { concurrency = concurrency })
     if not res then return nil, err end
     local first
@@ -178,8 +196,8 @@ local function delete_each(client, path, ids, concurrency)
     end
     return out
   end
-  for _, id in ipairs(ids) do
-    local err = note(id, client:request("DELETE", path .. "/" .. id))
+  for i, id in ipairs(ids) do
+    local err = note(id, client:request("DELETE", paths[i]))
     if err then
       err.removed, err.not_members = out.removed, out.not_members
       return nil, err
@@ -200,32 +218,20 @@ end
 --   (with concurrency, every DELETE is sent; err is the first failure).
 --   A 404 to a retried DELETE counts as removed (see delete_each).
 function _M.remove_members(client, account, group, ids, opts)
-  check_ids_args(account, group, "remove_members")
-  opts = A.check_opts(opts, WRITE_OPTS, "remove_members", client)
-  local gerr = A.check_concurrency(opts)
-  if gerr then return nil, gerr end
-  group, gerr = G._group_id(client, account, group, "remove_members")
-  if not group then return nil, gerr end
-  local path, err = require("cfiam.core").members_path(client, account, group)
-  if not path then return nil, err end
-  local list
-  list, err = I.normalise(client, account, ids, "ids", "remove_members",
-    opts.concurrency)
-  if not list then return nil, err end
-  if #list == 0 then
-    return nil, err_("invalid_argument", "ids is empty: nothing to remove")
-  end
-  local group_path = path:sub(1, -#"/members" - 1)
-  local ok
-  ok, err = client:request("GET", group_path)
+  opts = opts or {}
+  local group_path, list, gid = write_args(client, account, group, ids, opts,
+    "remove_members", "group", "remove")
+  if not group_path then return nil, list end
+  -- the group is read first: a missing one is not_found, not N non-members
+  local ok, err = client:request("GET", group_path)
   if ok == nil then return nil, err end
-  return delete_each(client, path, list, opts.concurrency)
+  return delete_each(client, account, gid, list, opts.concurrency)
 end
 
 -- The plan, computed from a complete listing (no arguments checks here:
 -- the public functions did them). Returns plan or nil, err.
 local function make_plan(client, account, group, desired, opts, fname)
-  local path, err = require("cfiam.core").members_path(client, account, group)
+  local path, err = require("cfiam.core").path(client, "group_members", account, group, fname)
   if not path then return nil, err end
   local ids, emails = I.split(desired, "desired", fname)
   if not ids then return nil, emails end
@@ -381,8 +387,13 @@ end
 -- DELETE per removal (a 404: already gone). Members in no part of the plan
 -- are never touched. Returns true, or nil, err with err.added and
 -- err.removed (ids written before the failure).
-local function write_difference(client, path, plan, concurrency)
+local function write_difference(client, account, group, plan, concurrency)
   local added = {}
+  local path, perr = require("cfiam.core").path(client, "group_members", account, group)
+  if not path then
+    perr.added, perr.removed = added, {}
+    return nil, perr
+  end
   if #plan.add > 0 then
     local ids = plan_ids(plan, "add")
     local members, err = client:request("POST", path,
@@ -394,7 +405,7 @@ local function write_difference(client, path, plan, concurrency)
     added = ids
   end
   if #plan.remove > 0 then
-    local res, err = delete_each(client, path, plan_ids(plan, "remove"),
+    local res, err = delete_each(client, account, group, plan_ids(plan, "remove"),
       concurrency)
     if not res then
       local removed = err.removed
@@ -418,9 +429,7 @@ local function apply(client, account, group, plan, opts, max_removals)
     ok, err = client:update_members(account, group, plan_ids(plan, "keep", "add"),
       { allow_empty = opts.allow_empty and true or nil })
   else
-    local path
-    path, err = require("cfiam.core").members_path(client, account, group)
-    if path then ok, err = write_difference(client, path, plan, opts.concurrency) end
+    ok, err = write_difference(client, account, group, plan, opts.concurrency)
   end
   if not ok then
     err.plan = plan

@@ -117,11 +117,13 @@ end
 -- The page size: the one asked for, or a smaller one the server says it
 -- used (info: the page's result_info table, or nil). A page shorter than
 -- that is the last one.
-local function page_size(p, info)
-  local size = p.per_page
-  local said = info and tonumber(info.per_page)
-  if said and said >= 1 and said < size then size = said end
-  return size
+--- The page size of an answer: the per_page asked for, or a smaller one
+-- the server says it used (result_info.per_page). Shared with the
+-- account-wide lister.
+function _M.page_size(asked, info)
+  local said = type(info) == "table" and tonumber(info.per_page)
+  if said and said >= 1 and said < asked then return said end
+  return asked
 end
 
 -- Takes the page's total_count. Unless the caller fixed max_pages, the
@@ -167,7 +169,7 @@ function _M.next_page(p)
   end
   local info = type(meta) == "table" and meta.result_info
   if type(info) ~= "table" then info = nil end
-  local size = page_size(p, info)
+  local size = _M.page_size(p.per_page, info)
   local last = #res == 0 or #res < size -- the page as the server sent it
   note_total(p, info, size)
   -- Items seen on an earlier page (pages shift when the group changes
