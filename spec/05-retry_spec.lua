@@ -167,7 +167,7 @@ describe("retries", function()
       end)
     end)
 
-    it("a Retry-After that is no number (NaN, a negative infinity) is unusable: the backoff applies", function()
+    it("a Retry-After that is no usable number (a negative infinity) is unusable: the backoff applies", function()
       emu:fault({ method = "PUT", status = 503, times = 1, headers = { ["Retry-After"] = "-1e400" } })
       with_client({ max_retries = 1 }, function(c)
         local secs, members, err = core.timed(c.update_members, c, A, G, { m(5) })
@@ -209,7 +209,8 @@ describe("retries", function()
 
     it("a Retry-After of 1e9 s or more (or beyond a double) is a wait over 60 s: fails at once", function()
       for _, case in ipairs({ { ["Retry-After"] = "1000000000" }, { ["Retry-After"] = "1e400" },
-        { ["Retry-After"] = "99999999999999999999" }, { ["retry-after-ms"] = "1e15" } }) do
+        { ["Retry-After"] = "99999999999999999999" }, { ["retry-after-ms"] = "1e15" },
+        { ["Retry-After"] = "1" .. string.rep("0", 99) } }) do
         emu:clear_requests()
         emu:fault({ method = "PUT", status = 429, headers = case })
         with_client({ max_retries = 2 }, function(c)
