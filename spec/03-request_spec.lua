@@ -100,7 +100,8 @@ describe("client:request", function()
         assert.equals("invalid_argument", err.kind)
         assert.equals(0, err.attempts)
         assert.equals('query value "per_page": expected a finite number, got ' .. case[2], err.message)
-        local out, err2 = client:request_many({ { "GET", MEMBERS_PATH }, { "GET", MEMBERS_PATH, query = { x = case[1] } } })
+        local out, err2 = client:request_many({ { "GET", MEMBERS_PATH },
+          { "GET", MEMBERS_PATH, query = { x = case[1] } } })
         assert.is_nil(out)
         assert.equals('calls[2]: query value "x": expected a finite number, got ' .. case[2], err2.message)
       end
