@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "cfiam.h"
 
@@ -31,15 +32,19 @@ static const char *id_at(lua_State *L, int t, size_t i, const char *where,
     return s;
 }
 
-/* Raises unless the table at `t` is a list (keys 1 to #t only): a member
- * table ({id=}) or a list with holes would lose its other keys silently.
- * Returns #t. */
-static size_t list_len(lua_State *L, int t, const char *where,
-                       const char *what) {
+/* Raises unless the table at `t` is a plain list (keys 1 to #t only, no
+ * metatable): a member table ({id=}) or a list with holes would lose its
+ * other keys silently, and a proxy whose __index/__len show Lua a list
+ * reads raw as empty. The metatable rule is args.check_list's. Returns #t. */
+static size_t list_len(lua_State *L, int t, const char *fname,
+                       const char *where, const char *what) {
     size_t n, nkeys = 0;
     if (!lua_istable(L, t))
         luaL_error(L, "%s%s must be a table, got %s", where, what,
                    luaL_typename(L, t));
+    if (lua_getmetatable(L, t))
+        luaL_error(L, "bad argument to '%s' (%s%s: a plain list expected, "
+                      "got a table with a metatable)", fname, where, what);
     n = cfiam_rawlen(L, t);
     lua_pushnil(L);
     while (lua_next(L, t)) {
@@ -75,8 +80,8 @@ static int id_table_add(id_table *d, const char *id) {
 }
 
 int cfiam_ids_body(lua_State *L, cfiam_client *c, int t, int allow_empty,
-                   const char *where, const char *what) {
-    size_t n = list_len(L, t, where, what), i;
+                   const char *fname, const char *where, const char *what) {
+    size_t n = list_len(L, t, fname, where, what), i;
     id_table d;
     d.cap = 16;
     d.n = 0;
@@ -180,17 +185,46 @@ static int push_sorted_keys(lua_State *L, int q, const char *where,
     return nkeys;
 }
 
-/* The text of the query value at the top: numbers without a needless
- * fraction, booleans as words. `num` holds a number's text. */
+/* A number's text: an integer as an integer; a float with an integral
+ * value below 1e21 without a fraction; another float in the fewest
+ * significant digits (14 to 17) that read back as the same double, so
+ * 0.1 is "0.1", not "0.10000000000000001". `num` holds at least 32 bytes.
+ * Returns 0 for NaN and infinities, which have no place in a query. */
+static int number_text(lua_State *L, int idx, char *num, size_t cap) {
+    double d;
+    int prec;
+#if LUA_VERSION_NUM >= 503
+    if (lua_isinteger(L, idx)) {
+        snprintf(num, cap, LUA_INTEGER_FMT, (LUA_INTEGER)lua_tointeger(L, idx));
+        return 1;
+    }
+#endif
+    d = (double)lua_tonumber(L, idx);
+    if (d != d || d - d != 0) /* NaN, or inf - inf (NaN) */
+        return 0;
+    if (d == 0)
+        d = 0; /* -0 */
+    if (d == floor(d) && fabs(d) < 1e21) {
+        snprintf(num, cap, "%.0f", d);
+        return 1;
+    }
+    for (prec = 14; prec < 17; prec++) {
+        snprintf(num, cap, "%.*g", prec, d);
+        if (strtod(num, NULL) == d)
+            return 1;
+    }
+    snprintf(num, cap, "%.17g", d);
+    return 1;
+}
+
+/* The text of the query value at the top: numbers by number_text,
+ * booleans as words. Returns NULL for a NaN or infinite number. */
 static const char *value_text(lua_State *L, char *num, size_t cap,
                               size_t *len) {
     const char *v;
     if (lua_type(L, -1) == LUA_TNUMBER) {
-        double d = (double)lua_tonumber(L, -1);
-        if (d == floor(d) && fabs(d) < 1e15)
-            snprintf(num, cap, "%.0f", d);
-        else
-            snprintf(num, cap, "%.17g", d);
+        if (!number_text(L, -1, num, cap))
+            return NULL;
         v = num;
     } else if (lua_type(L, -1) == LUA_TBOOLEAN) {
         v = lua_toboolean(L, -1) ? "true" : "false";
@@ -201,8 +235,8 @@ static const char *value_text(lua_State *L, char *num, size_t cap,
     return v;
 }
 
-const char *cfiam_push_query(lua_State *L, int q, const char *where,
-                             const cfiam_client *c) {
+int cfiam_push_query(lua_State *L, int q, const char *where,
+                     const cfiam_client *c) {
     int nkeys = push_sorted_keys(L, q, where, c), keys = lua_gettop(L), i;
     luaL_Buffer b;
     for (i = 1; i <= nkeys; i++) { /* one "?k=v" or "&k=v" piece each */
@@ -214,6 +248,14 @@ const char *cfiam_push_query(lua_State *L, int q, const char *where,
         lua_gettable(L, q);
         v = value_text(L, num, sizeof(num), &vl);
         k = lua_tolstring(L, -2, &kl);
+        if (v == NULL) {
+            double d = (double)lua_tonumber(L, -1);
+            char qk[64]; /* the key may be a misplaced token */
+            cfiam_quote_arg(qk, sizeof(qk), k, kl, c->secrets);
+            return cfiam_invalid(L, c->secrets, "%squery value %s: expected a "
+                                 "finite number, got %s", where, qk,
+                                 d != d ? "nan" : d > 0 ? "inf" : "-inf");
+        }
         /* key and value stay below the buffer, which is balanced */
         luaL_buffinit(L, &b);
         luaL_addchar(&b, i == 1 ? '?' : '&');
@@ -226,5 +268,5 @@ const char *cfiam_push_query(lua_State *L, int q, const char *where,
     }
     lua_concat(L, nkeys);
     lua_remove(L, keys);
-    return lua_tostring(L, -1);
+    return 0;
 }

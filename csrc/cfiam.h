@@ -155,6 +155,7 @@ int cfiam_quote_hook(lua_State *L);
 
 /* ---- retry.c ---------------------------------------------------------- */
 
+#define CFIAM_MAX_SECRETS 4 /* api_token, api_key and their variables */
 #define CFIAM_RETRY_AFTER_CAP 60.0 /* seconds: longer waits are not waited */
 
 typedef struct cfiam_resp_headers {
@@ -250,7 +251,8 @@ typedef struct cfiam_client {
     const char *base_url;           /* without trailing '/' */
     size_t base_len;
     const char *config_error;       /* every call fails with this, or NULL */
-    const char *secrets[2];         /* the token or key to scrub; NULL-ended */
+    /* every credential it could read, used or not, to scrub; NULL-ended */
+    const char *secrets[CFIAM_MAX_SECRETS + 1];
     cfiam_auth auth;
     cfiam_url url;
     double timeout, connect_timeout;
@@ -344,11 +346,12 @@ void cfiam_push_prepared(lua_State *L, cfiam_client *c,
  * occurrences in order (c->scratch holds the duplicate set). Raises on
  * wrong Lua types; returns 0, or pushes nil, err and returns 2. */
 int cfiam_ids_body(lua_State *L, cfiam_client *c, int t, int allow_empty,
-                   const char *where, const char *what);
+                   const char *fname, const char *where, const char *what);
 /* Pushes the query string ("" or "?a=1&b=x") of the table at `q`, keys
- * sorted. Raises on keys or values of the wrong Lua type. */
-const char *cfiam_push_query(lua_State *L, int q, const char *where,
-                             const cfiam_client *c);
+ * sorted, and returns 0. Raises on keys or values of the wrong Lua type;
+ * a NaN or infinite number pushes nil, err and returns 2. */
+int cfiam_push_query(lua_State *L, int q, const char *where,
+                     const cfiam_client *c);
 
 /* ---- request.c -------------------------------------------------------- */
 

@@ -33,6 +33,42 @@ static const struct {
 
 static const char *const type_names[] = {"string", "number", "table"};
 
+/* A credential to scrub from every error. Real tokens and keys are 37 to
+ * 40 characters; one under 8 is a test value, and scrubbing it would
+ * garble ordinary words ("t" in "timeout"). */
+#define CFIAM_MIN_SECRET 8
+
+/* Every credential a client could read, used or not: api_token and
+ * api_key of `opts` (string or absent: checked before) and the
+ * environment's token and key. A key passed by mistake while the token
+ * authenticates is then scrubbed too. Fills the NULL-ended `secrets` with
+ * strings anchored in the table pushed on the stack. */
+static void push_secrets(lua_State *L, int opts, const char **secrets) {
+    static const char *const names[] = {"api_token", "api_key",
+                                        "CLOUDFLARE_API_TOKEN",
+                                        "CLOUDFLARE_API_KEY"};
+    int i, n = 0;
+    lua_createtable(L, CFIAM_MAX_SECRETS, 0);
+    for (i = 0; i < CFIAM_MAX_SECRETS; i++) {
+        const char *e = i < 2 ? NULL : getenv(names[i]);
+        size_t len;
+        if (i < 2)
+            lua_getfield(L, opts, names[i]);
+        else if (e)
+            lua_pushstring(L, e);
+        else
+            lua_pushnil(L);
+        if (lua_type(L, -1) == LUA_TSTRING &&
+            (lua_tolstring(L, -1, &len), len >= CFIAM_MIN_SECRET)) {
+            secrets[n++] = lua_tostring(L, -1);
+            lua_rawseti(L, -2, n);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+    secrets[n] = NULL;
+}
+
 /* Raises on unknown option names and wrong types. */
 static void check_options(lua_State *L, int opts) {
     lua_pushnil(L);
@@ -47,19 +83,9 @@ static void check_options(lua_State *L, int opts) {
                 break;
         if (options[i].name == NULL) {
             /* the name may be a misplaced credential (or part of one) */
-            const char *secrets[5] = {NULL, NULL, NULL, NULL, NULL};
+            const char *secrets[CFIAM_MAX_SECRETS + 1];
             char q[64];
-            int n = 0;
-            lua_getfield(L, opts, "api_token"); /* anchored until the raise */
-            lua_getfield(L, opts, "api_key");
-            if (lua_type(L, -2) == LUA_TSTRING)
-                secrets[n++] = lua_tostring(L, -2);
-            if (lua_type(L, -1) == LUA_TSTRING)
-                secrets[n++] = lua_tostring(L, -1);
-            if (getenv("CLOUDFLARE_API_TOKEN"))
-                secrets[n++] = getenv("CLOUDFLARE_API_TOKEN");
-            if (getenv("CLOUDFLARE_API_KEY"))
-                secrets[n++] = getenv("CLOUDFLARE_API_KEY");
+            push_secrets(L, opts, secrets); /* anchored until the raise */
             cfiam_quote_arg(q, sizeof(q), name, strlen(name), secrets);
             if (strcmp(q, "[redacted]") == 0)
                 luaL_error(L, "cfiam.new: unknown option [redacted]");
@@ -138,15 +164,6 @@ static void add_header(lua_State *L, cfiam_client *c, const char *line) {
     c->headers = l;
 }
 
-/* A credential to scrub from every error. Real tokens and keys are 37 to
- * 40 characters; one under 8 is a test value, and scrubbing it would
- * garble ordinary words ("t" in "timeout"). */
-#define CFIAM_MIN_SECRET 8
-static void add_secret(cfiam_client *c, const char *s, size_t len) {
-    if (len >= CFIAM_MIN_SECRET)
-        c->secrets[0] = s;
-}
-
 /* Credentials: api_token wins, then api_email + api_key; the environment
  * only when opts gives none of the three. */
 static void resolve_auth(lua_State *L, cfiam_client *c, int opts, int cfg) {
@@ -164,15 +181,12 @@ static void resolve_auth(lua_State *L, cfiam_client *c, int opts, int cfg) {
         c->auth = CFIAM_AUTH_TOKEN;
         if ((why = cfiam_check_credential(t, tl)) != NULL)
             config_fail(L, c, cfg, "%s %s", "api_token", why);
-        add_secret(c, t, tl);
         return;
     }
     e = take(L, opts, cfg, "api_email", from_opts ? NULL : "CLOUDFLARE_EMAIL",
              &el);
     k = take(L, opts, cfg, "api_key", from_opts ? NULL : "CLOUDFLARE_API_KEY",
              &kl);
-    if (k)
-        add_secret(c, k, kl);
     if (e && k) {
         c->auth = CFIAM_AUTH_KEY;
         if ((why = cfiam_check_credential(e, el)) != NULL)
@@ -293,17 +307,20 @@ static int client_close(lua_State *L) {
     return 0;
 }
 
+/* The base URL may hold a credential put there by mistake: scrubbed. */
 static int client_tostring(lua_State *L) {
     cfiam_client *c = luaL_checkudata(L, 1, CFIAM_CLIENT_MT);
-    if (c->closed)
+    if (c->closed) {
         lua_pushfstring(L, "cfiam.client (closed): %p", (void *)c);
-    else
-        lua_pushfstring(L, "cfiam.client (%s, %s): %p",
-                        c->base_url ? c->base_url : "invalid base_url",
-                        c->auth == CFIAM_AUTH_TOKEN ? "token auth"
-                        : c->auth == CFIAM_AUTH_KEY ? "key auth"
-                                                    : "no credentials",
-                        (void *)c);
+        return 1;
+    }
+    lua_pushfstring(L, "cfiam.client (%s, %s): %p",
+                    c->base_url ? c->base_url : "invalid base_url",
+                    c->auth == CFIAM_AUTH_TOKEN ? "token auth"
+                    : c->auth == CFIAM_AUTH_KEY ? "key auth"
+                                                : "no credentials",
+                    (void *)c);
+    cfiam_scrub_top(L, c->secrets);
     return 1;
 }
 
@@ -436,6 +453,8 @@ int cfiam_client_new(lua_State *L) {
     }
     ca_from_env(L, cfg);
     resolve_auth(L, c, opts, cfg);
+    push_secrets(L, opts, c->secrets);
+    lua_setfield(L, cfg, "secrets"); /* anchors them for the client's life */
     resolve_base_url(L, c, opts, cfg);
     lua_getfield(L, cfg, "proxy");
     if (c->base_url && !c->url.https && cfiam_rawlen(L, -1) > 0)

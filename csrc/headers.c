@@ -24,6 +24,28 @@ static void set_field(char *dst, size_t cap, const char *v, size_t n) {
     dst[n] = '\0';
 }
 
+/* A wait (delta-seconds or milliseconds) too long for its field: its
+ * leading zeros go; a number whose whole part still does not fit is huge,
+ * kept as "1e9" (retry.c saturates there: a wait over 60 s, not waited).
+ * Anything else is dropped as set_field does. */
+static void set_wait(char *dst, size_t cap, const char *v, size_t n) {
+    size_t i;
+    while (n > 1 && v[0] == '0' && v[1] >= '0' && v[1] <= '9') {
+        v++;
+        n--;
+    }
+    if (n < cap) {
+        set_field(dst, cap, v, n);
+        return;
+    }
+    for (i = 0; i < cap && v[i] >= '0' && v[i] <= '9'; i++)
+        ;
+    if (i == cap)
+        set_field(dst, cap, "1e9", 3);
+    else
+        dst[0] = '\0';
+}
+
 /* A list header may come on several lines: they join with ", ". A line
  * that does not fit is dropped whole (the items before it stay). */
 static void join_field(char *dst, size_t cap, const char *v, size_t n) {
@@ -35,22 +57,23 @@ static void join_field(char *dst, size_t cap, const char *v, size_t n) {
     dst[have + sep + n] = '\0';
 }
 
-/* The headers kept, where, and whether repeated lines join (a list). */
-#define FIELD(name, member, join)                                          \
+/* The headers kept, where, and how a value is stored. */
+#define FIELD(name, member, set)                                           \
     {name, offsetof(cfiam_resp_headers, member),                           \
-     sizeof(((cfiam_resp_headers *)0)->member), join}
+     sizeof(((cfiam_resp_headers *)0)->member), set}
 static const struct {
     const char *name;
     size_t off, cap;
-    int join;
+    void (*set)(char *dst, size_t cap, const char *v, size_t n);
 } fields[] = {
-    FIELD("cf-ray", ray_id, 0),
-    FIELD("retry-after", retry_after, 0),
-    FIELD("retry-after-ms", retry_after_ms, 0),
-    FIELD("x-should-retry", should_retry, 0),
-    FIELD("location", location, 0),
-    FIELD("ratelimit", ratelimit, 1),
-    FIELD("ratelimit-policy", ratelimit_policy, 1),
+    FIELD("cf-ray", ray_id, set_field),
+    FIELD("retry-after", retry_after, set_wait),
+    FIELD("retry-after-ms", retry_after_ms, set_wait),
+    FIELD("x-should-retry", should_retry, set_field),
+    FIELD("location", location, set_field),
+    /* list headers: repeated lines join */
+    FIELD("ratelimit", ratelimit, join_field),
+    FIELD("ratelimit-policy", ratelimit_policy, join_field),
 };
 
 void cfiam_capture_header(cfiam_resp_headers *h, const char *line, size_t len) {
@@ -70,10 +93,7 @@ void cfiam_capture_header(cfiam_resp_headers *h, const char *line, size_t len) {
         char *dst = (char *)h + fields[i].off;
         if (!name_is(line, nlen, fields[i].name))
             continue;
-        if (fields[i].join)
-            join_field(dst, fields[i].cap, v, (size_t)(e - v));
-        else
-            set_field(dst, fields[i].cap, v, (size_t)(e - v));
+        fields[i].set(dst, fields[i].cap, v, (size_t)(e - v));
         return;
     }
 }

@@ -133,13 +133,13 @@ static int check_call(lua_State *L, cfiam_client *c, cfiam_request *rq,
 /* Fills c->body from the ids or json option, if any. Returns 0, or pushes
  * nil, err and returns 2. */
 static int set_body(lua_State *L, cfiam_client *c, cfiam_request *rq,
-                    int opts, const char *where) {
+                    int opts, const char *fname, const char *where) {
     int r;
     lua_getfield(L, opts, "ids");
     if (!lua_isnil(L, -1)) {
         lua_getfield(L, opts, "allow_empty");
-        r = cfiam_ids_body(L, c, lua_gettop(L) - 1, is_true(L, -1), where,
-                           "ids");
+        r = cfiam_ids_body(L, c, lua_gettop(L) - 1, is_true(L, -1), fname,
+                           where, "ids");
         if (r)
             return r;
         lua_pop(L, 2);
@@ -180,14 +180,15 @@ int cfiam_prepare(lua_State *L, cfiam_client *c, cfiam_request *rq, int base,
         (strcmp(rq->method, "GET") == 0 || strcmp(rq->method, "DELETE") == 0))
         return cfiam_invalid(L, c->secrets, "%s%s takes no body (ids or json)",
                              where, rq->method);
-    if ((r = set_body(L, c, rq, opts, where)) != 0)
+    if ((r = set_body(L, c, rq, opts, fname, where)) != 0)
         return r;
     /* target = path .. query */
     lua_pushvalue(L, base + 1);
     lua_getfield(L, opts, "query");
     if (lua_istable(L, -1)) {
         int qi = lua_gettop(L);
-        cfiam_push_query(L, qi, where, c);
+        if ((r = cfiam_push_query(L, qi, where, c)) != 0)
+            return r;
         lua_remove(L, qi);
     } else {
         lua_pop(L, 1);
@@ -265,7 +266,7 @@ int cfiam_prepare_update(lua_State *L, cfiam_client *c, cfiam_request *rq) {
         return cfiam_invalid(L, c->secrets, "%s", c->config_error);
     r = cfiam_push_path(L, c, CFIAM_PATH_GROUP_MEMBERS, 2, fname);
     if (r == 0)
-        r = cfiam_ids_body(L, c, 4, allow_empty, "", "ids");
+        r = cfiam_ids_body(L, c, 4, allow_empty, fname, "", "ids");
     if (r)
         return r;
     rq->method = "PUT";

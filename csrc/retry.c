@@ -11,18 +11,20 @@
 #include <time.h>
 #include "cfiam.h"
 
-/* A decimal number (optionally with a fraction), the whole string. */
+/* A decimal number (optionally with a fraction), the whole string. A
+ * huge one (1e9 or more, inf from an overflow included) saturates at 1e9:
+ * still a wait over 60 s, which fails at once rather than retrying. */
 static int parse_seconds(const char *s, double *out) {
     char *end;
     double v;
     if (*s == '\0' || !((*s >= '0' && *s <= '9') || *s == '-' || *s == '.'))
         return 0;
     v = strtod(s, &end);
-    /* trailing junk, NaN, or beyond any sensible wait (inf included): the
-     * header is unusable and the backoff applies, as in the SDKs */
-    if (*end != '\0' || !(v > -1e9 && v < 1e9))
+    /* trailing junk, NaN or a huge negative: the header is unusable and
+     * the backoff applies, as in the SDKs */
+    if (*end != '\0' || !(v > -1e9))
         return 0;
-    *out = v;
+    *out = v < 1e9 ? v : 1e9;
     return 1;
 }
 

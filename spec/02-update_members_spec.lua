@@ -139,6 +139,26 @@ describe("update_members", function()
       assert.same({}, emu:requests())
     end)
 
+    it("a list-like table with a metatable (a read-only proxy) raises, nothing sent", function()
+      -- read raw, a proxy whose __index/__len show Lua four ids is empty:
+      -- with allow_empty the group would be emptied
+      local real = { m(1), m(2), m(3), m(4) }
+      local proxy = setmetatable({}, { __index = real, __len = function() return #real end })
+      local msg = "(ids: a plain list expected, got a table with a metatable)"
+      assert.has_error(function()
+        client:update_members(A, G, proxy, { allow_empty = true })
+      end, "bad argument to 'update_members' " .. msg)
+      assert.has_error(function()
+        client:update_members(A, G, setmetatable({ m(1) }, {}))
+      end, "bad argument to 'update_members' " .. msg)
+      assert.has_error(function()
+        client:request("PUT", "/accounts/" .. A .. "/iam/user_groups/" .. G .. "/members",
+          { ids = proxy, allow_empty = true })
+      end, "bad argument to 'request' " .. msg)
+      assert.same({}, emu:requests())
+      assert.same({ m(1), m(2), m(3) }, core.group_members(emu))
+    end)
+
     local bad_ids = {
       "", "c0000000000000000000000000000001f", "c000000000000000000000000000001",
       "g0000000000000000000000000000001", "c000000000000000000000000000000 ",

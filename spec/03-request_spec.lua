@@ -81,6 +81,33 @@ describe("client:request", function()
       assert.same({ m(9), m(8) }, { result[1].id, result[2].id })
     end)
 
+    it("writes numbers the shortest way that reads back the same; integers as integers", function()
+      local big = math.type and "9007199254740993" or "9007199254740992" -- 2^53 + 1 is a float in 5.1
+      local _, meta = client:request("GET", MEMBERS_PATH, { query = {
+        a = 0.1, b = 1 / 3, c = 0.1 + 0.2, d = 2 ^ 63, e = 1e300, f = -2.5e-8, g = -0.0,
+        h = 9007199254740993, i = 100.0, j = 123456789012345680000.0,
+      } })
+      assert.is_table(meta)
+      assert.equals("a=0.1&b=0.3333333333333333&c=0.30000000000000004&d=9223372036854775808"
+        .. "&e=1e%2B300&f=-2.5e-08&g=0&h=" .. big .. "&i=100&j=123456789012345683968",
+        core.only_request(emu).query)
+    end)
+
+    it("a NaN or infinite query value is an invalid argument naming the key, nothing sent", function()
+      for _, case in ipairs({ { 0 / 0, "nan" }, { math.huge, "inf" }, { -math.huge, "-inf" } }) do
+        local result, err = client:request("GET", MEMBERS_PATH, { query = { page = 1, per_page = case[1] } })
+        assert.is_nil(result)
+        assert.equals("invalid_argument", err.kind)
+        assert.equals(0, err.attempts)
+        assert.equals('query value "per_page": expected a finite number, got ' .. case[2], err.message)
+        local out, err2 = client:request_many({ { "GET", MEMBERS_PATH },
+          { "GET", MEMBERS_PATH, query = { x = case[1] } } })
+        assert.is_nil(out)
+        assert.equals('calls[2]: query value "x": expected a finite number, got ' .. case[2], err2.message)
+      end
+      assert.same({}, emu:requests())
+    end)
+
     it("an empty query table adds nothing", function()
       assert.is_table((client:request("GET", MEMBERS_PATH, { query = {} })))
       assert.equals("", core.only_request(emu).query)

@@ -167,8 +167,8 @@ describe("retries", function()
       end)
     end)
 
-    it("an absurd Retry-After (1e400, infinite) is unusable: the backoff applies", function()
-      emu:fault({ method = "PUT", status = 503, times = 1, headers = { ["Retry-After"] = "1e400" } })
+    it("a Retry-After that is no usable number (a negative infinity) is unusable: the backoff applies", function()
+      emu:fault({ method = "PUT", status = 503, times = 1, headers = { ["Retry-After"] = "-1e400" } })
       with_client({ max_retries = 1 }, function(c)
         local secs, members, err = core.timed(c.update_members, c, A, G, { m(5) })
         assert.is_nil(err)
@@ -205,6 +205,23 @@ describe("retries", function()
         assert.equals(1, #emu:requests())
         assert.is_true(secs < 5, "took " .. secs .. " s")
       end)
+    end)
+
+    it("a Retry-After of 1e9 s or more (or beyond a double) is a wait over 60 s: fails at once", function()
+      for _, case in ipairs({ { ["Retry-After"] = "1000000000" }, { ["Retry-After"] = "1e400" },
+        { ["Retry-After"] = "99999999999999999999" }, { ["retry-after-ms"] = "1e15" },
+        { ["Retry-After"] = "1" .. string.rep("0", 99) } }) do
+        emu:clear_requests()
+        emu:fault({ method = "PUT", status = 429, headers = case })
+        with_client({ max_retries = 2 }, function(c)
+          local members, err = c:update_members(A, G, { m(5) })
+          assert.is_nil(members)
+          assert.equals("rate_limited", err.kind)
+          assert.is_true(err.retry_after >= 1e6, tostring(err.retry_after))
+          assert.equals(1, err.attempts)
+          assert.equals(1, #emu:requests())
+        end)
+      end
     end)
 
     it("the same for 5xx, for retry-after-ms, and for an HTTP date ten minutes away", function()

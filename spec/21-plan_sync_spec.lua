@@ -50,6 +50,19 @@ describe("plan_members / sync_members", function()
       assert.same({}, emu:requests())
     end)
 
+    it("a list-like table with a metatable raises under every interpreter, as in the C core", function()
+      local real = { member(1).id, member(2).id }
+      local proxy = setmetatable({}, { __index = real, __len = function() return #real end })
+      local msg = "a plain list expected, got a table with a metatable)"
+      assert.has_error(function() c:sync_members(ids.account, small, proxy, { allow_empty = true }) end,
+        "bad argument to 'sync_members' (desired: " .. msg)
+      assert.has_error(function() c:add_members(ids.account, small, setmetatable({ member(1).id }, {})) end,
+        "bad argument to 'add_members' (ids: " .. msg)
+      assert.has_error(function() c:resolve_members(ids.account, setmetatable({}, { __index = { "a@b.c" } })) end,
+        "bad argument to 'resolve_members' (emails: " .. msg)
+      assert.same({}, emu:requests())
+    end)
+
     it("plans add, remove and keep from ids and e-mails, writing nothing", function()
       -- Small holds members 1..3; desired: 1 (id), 3 (e-mail in upper
       -- case), 7 (pending, by e-mail), 8 (id).

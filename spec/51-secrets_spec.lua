@@ -131,6 +131,14 @@ describe("secrets", function()
         assert_clean("closed client", c)
       end)
 
+      it("tostring(client) scrubs a credential put in base_url", function()
+        local secret = auth == "token" and TOKEN or KEY
+        local c = client({ base_url = emu.base_url .. "/" .. secret })
+        assert.matches("[redacted]", tostring(c), 1, true)
+        assert_clean("client", tostring(c))
+        c:close()
+      end)
+
       it("a credential passed by mistake as an id or a path is not quoted back", function()
         local c = client()
         local s = auth == "token" and TOKEN or KEY
@@ -442,6 +450,37 @@ describe("secrets", function()
         assert.equals(20, n)
       end)
     end
+
+    it("the credential not used is scrubbed too: a key beside a token, from the environment or options", function()
+      local H = require("helpers.cli")
+      local code = [[
+        local cfiam = require("cfiam")
+        local A, KEY, TOKEN = ...
+        local function show(...) local e = select(2, ...); io.write(tostring(e and e.message), "\n") end
+        show(cfiam.update_members(A, KEY, { KEY }))
+        show(cfiam.new():resolve_members(A, { KEY }))
+        show(cfiam.new{ base_url = os.getenv("CLOUDFLARE_BASE_URL"), api_email = "x@example.com",
+          api_key = KEY }:update_members(A, TOKEN, { TOKEN }))
+        show(cfiam.new{ base_url = os.getenv("CLOUDFLARE_BASE_URL"), api_token = "t" .. TOKEN,
+          api_key = "k" .. KEY }:update_members(A, "k" .. KEY, { "t" .. TOKEN }))
+      ]]
+      local path = os.tmpname()
+      local f = assert(io.open(path, "w"))
+      f:write(code)
+      f:close()
+      local r = H.run(path, { A, KEY, TOKEN }, { env = { CLOUDFLARE_BASE_URL = emu.base_url,
+        CLOUDFLARE_API_TOKEN = TOKEN, CLOUDFLARE_EMAIL = EMAIL, CLOUDFLARE_API_KEY = KEY } })
+      os.remove(path)
+      assert.equals(0, r.status, r.stderr)
+      local lines = 0
+      for line in r.stdout:gmatch("[^\n]+") do
+        lines = lines + 1
+        assert.matches("[redacted]", line, 1, true)
+      end
+      assert.equals(4, lines, r.stdout)
+      PROBES = { TOKEN, TOKEN:sub(1, 12), KEY, KEY:sub(1, 12) }
+      assert_clean("stdout", r.stdout)
+    end)
 
     it("the pieces are redacted, the rest of the message stays", function()
       local c = cfiam.new{ base_url = emu.base_url, api_token = TOKEN, max_retries = 0 }
