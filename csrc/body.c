@@ -33,18 +33,30 @@ static const char *id_at(lua_State *L, int t, size_t i, const char *where,
 }
 
 /* Raises unless the table at `t` is a plain list (keys 1 to #t only, no
- * metatable): a member table ({id=}) or a list with holes would lose its
- * other keys silently, and a proxy whose __index/__len show Lua a list
- * reads raw as empty. The metatable rule is args.check_list's. Returns #t. */
+ * __index or __len in its metatable): a member table ({id=}) or a list with
+ * holes would lose its other keys silently, and a proxy whose __index/__len
+ * show Lua a list reads raw as empty. A marker metatable (lua-cjson's
+ * array_mt) changes nothing and is accepted. The rule is args.check_list's.
+ * Returns #t. */
 static size_t list_len(lua_State *L, int t, const char *fname,
                        const char *where, const char *what) {
     size_t n, nkeys = 0;
     if (!lua_istable(L, t))
         luaL_error(L, "%s%s must be a table, got %s", where, what,
                    luaL_typename(L, t));
-    if (lua_getmetatable(L, t))
-        luaL_error(L, "bad argument to '%s' (%s%s: a plain list expected, "
-                      "got a table with a metatable)", fname, where, what);
+    if (lua_getmetatable(L, t)) {
+        int proxy;
+        lua_pushliteral(L, "__index");
+        lua_rawget(L, -2);
+        proxy = !lua_isnil(L, -1);
+        lua_pushliteral(L, "__len");
+        lua_rawget(L, -3);
+        proxy = proxy || !lua_isnil(L, -1);
+        lua_pop(L, 3);
+        if (proxy)
+            luaL_error(L, "bad argument to '%s' (%s%s: a plain list expected, "
+                          "got a table whose metatable has __index or __len)", fname, where, what);
+    }
     n = cfiam_rawlen(L, t);
     lua_pushnil(L);
     while (lua_next(L, t)) {

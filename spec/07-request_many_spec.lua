@@ -185,7 +185,8 @@ describe("request_many", function()
       -- an ids table with a metatable is not read as a (shorter) list
       local proxy = setmetatable({}, { __index = { m(1) }, __len = function() return 1 end })
       assert.has_error(function() c:request_many({ good, { "PUT", MEMBERS, ids = proxy, allow_empty = true } }) end,
-        "bad argument to 'request_many' (calls[2]: ids: a plain list expected, got a table with a metatable)")
+        "bad argument to 'request_many' (calls[2]: ids: a plain list expected, got a table whose "
+          .. "metatable has __index or __len)")
       -- programmer errors raise, naming the call
       assert.has_error(function() c:request_many({ good, { "FETCH", MEMBERS } }) end,
         "bad argument to 'request_many' (calls[2]: method must be GET, POST, PUT, PATCH or DELETE)")

@@ -1,8 +1,9 @@
 --- cfiam.args: argument checks and errors made in Lua, shared by the
 -- helpers (members, groups, resolve, ids, pager). Errors are built with the
 -- C module's metatable, so they read and print like the C core's.
-local type, pairs, tostring, error, require, getmetatable =
-  type, pairs, tostring, error, require, getmetatable
+local type, pairs, tostring, error, require, rawget =
+  type, pairs, tostring, error, require, rawget
+local debug_getmetatable = debug.getmetatable
 local getinfo = debug.getinfo
 local huge, min = math.huge, math.min
 local sub, format, gsub, byte = string.sub, string.format, string.gsub, string.byte
@@ -104,15 +105,16 @@ function _M.check_string(v, name, fname)
   end
 end
 
---- Raises unless the table `list` is a plain list: no metatable (a proxy
--- whose __index/__len show a list would read differently under each
--- interpreter, and raw as empty in the C core, which raises alike), keys 1
--- to #list only (a member table or a list with holes would otherwise lose
--- entries).
+--- Raises unless the table `list` is a plain list: no __index or __len in
+-- its metatable (a proxy showing a list would read differently under each
+-- interpreter, and raw as empty in the C core, which raises alike; a marker
+-- metatable such as lua-cjson's array_mt is fine), keys 1 to #list only (a
+-- member table or a list with holes would otherwise lose entries).
 function _M.check_list(list, what, fname)
-  if getmetatable(list) ~= nil then
-    _M.raise(format("bad argument to '%s' (%s: a plain list expected, got a table with a "
-      .. "metatable)", fname, what))
+  local mt = debug_getmetatable(list)
+  if mt and (rawget(mt, "__index") ~= nil or rawget(mt, "__len") ~= nil) then
+    _M.raise(format("bad argument to '%s' (%s: a plain list expected, got a table whose "
+      .. "metatable has __index or __len)", fname, what))
   end
   local n = 0
   for _ in pairs(list) do n = n + 1 end
