@@ -122,6 +122,23 @@ groups:
       assert.matches("^cfiam invalid_argument: ", tostring(err))
     end
 
+    it("a NUL character, raw or escaped (YAML readers cut a string there)", function()
+      for _, case in ipairs({
+        { 'account: %s\ngroups:\n  "Eng\\0-old": { members: [] }\n', 3 },
+        { 'account: %s\ngroups:\n  Eng:\n    members: ["bob@example.com\\x00junk"]\n', 4 },
+        { '{"account": "%s",\n "groups": {"Eng\\u0000x": {"members": []}}}\n', 2 },
+        { 'account: %s\ngroups:\n  Eng\0x: { members: [] }\n', 3 },
+      }) do
+        local err = load_err(case[1]:format(ACCOUNT))
+        assert.are.equal(case[2], err.line, err.message)
+        assert.matches("a NUL character", err.message, 1, true)
+      end
+      -- an escaped backslash before a 0 is no NUL
+      local cfg = assert(cfiam.load_desired(file(('account: %s\ngroups:\n  "C:\\\\0dir": { members: [] }\n')
+        :format(ACCOUNT))))
+      assert.are.equal("C:\\0dir", cfg.groups[1].name)
+    end)
+
     it("an unknown key, at the top, in defaults and in a group", function()
       expect("account: " .. ACCOUNT .. "\ngroups: {}\nadmins: [x@example.com]\n",
         3, "admins", "unknown key " .. Q("admins"))

@@ -84,6 +84,16 @@ describe("account from a desired state", function()
   end
 
   describe("dump and the round trip", function()
+    it("dump keys a group whose name holds a NUL by its id, so the file plans no changes", function()
+      local g = assert(c:create_group(account, { name = "Ops\0-old" }))
+      local state = assert(c:dump_account(account))
+      local yaml = require("cfiam.desired").to_yaml(state)
+      local path = file(yaml)
+      assert.matches(g.id:lower() .. '":  # Ops\\x00-old\n', yaml, 1, true)
+      local plan = assert(c:plan_account(assert(cfiam.load_desired(path))))
+      assert.are.equal(0, plan.summary.change)
+    end)
+
     it("dump lists every group, members as sorted addresses; plan reports no changes", function()
       local state, err = c:dump_account(account)
       assert.is_nil(err)
@@ -347,7 +357,10 @@ groups:
           "remove[1]: a member with a 32-character hexadecimal id expected" },
         { function(p) group_of(p, "Ops").id = 7 end, ".id: a 32-character hexadecimal id expected" },
         { function(p) group_of(p, "Ops").add = "x" end, ".add: table expected, got string" },
-        { function(p) group_of(p, "Ops").max_removals = nil end, ".max_removals: number expected" },
+        { function(p) group_of(p, "Ops").max_removals = nil end, ".max_removals: a number from 0 up expected" },
+        { function(p) group_of(p, "Ops").max_removals = 0 / 0 end, ".max_removals: a number from 0 up expected" },
+        { function(p) p.failed = 5 end, "plan.failed: table expected" },
+        { function(p) group_of(p, "Ops").guard = {} end, ".guard: a guard error with a message expected" },
       }
       for _, case in ipairs(bad) do
         local ok, msg = pcall(c.apply_account, c, edited(case[1]))
@@ -536,6 +549,21 @@ groups:
       it("a group does not exist and create is not set", function()
         refused(current({ Ghosts = { members = { email(1) } } }), "not_found",
           "no user group named " .. Q("Ghosts") .. " in account " .. account .. " (set create: true to create it)")
+      end)
+
+      it("a stored plan that lost its guard, ignoring pending invitees, still may not empty a group", function()
+        -- Ops (4, 5, 6) to hold only 14, a pending invitee who is not a
+        -- member: ignored, so the group would be empty after the write
+        local cfg = current({ Ops = { members = { email(14) }, ignore_pending = true } })
+        local plan = assert(c:plan_account(cfg))
+        assert.matches("empties group", group_of(plan, "Ops").guard.message, 1, true)
+        local stored = require("cjson").decode(require("cjson").encode(plan))
+        group_of(stored, "Ops").guard, stored.refused = nil, {}
+        local none, err = c:apply_account(stored)
+        assert.is_nil(none)
+        assert.are.equal("guard", err.kind)
+        assert.matches("the plan empties group", err.message, 1, true)
+        assert.are.same({}, H.writes(emu))
       end)
 
       it("a stored or edited plan has lost its guard", function()

@@ -14,7 +14,7 @@
 -- guard trips. One group's failure does not stop the others.
 local type, ipairs, pairs, tostring, tonumber, require =
   type, ipairs, pairs, tostring, tonumber, require
-local format, lower = string.format, string.lower
+local format, lower, find = string.format, string.lower, string.find
 local ceil = math.ceil
 local concat, sort = table.concat, table.sort
 
@@ -319,6 +319,7 @@ local function plan_group(g, desired, current, protected, account)
       p.keep[#p.keep + 1] = e
       stay = stay + 1
     elseif g.ignore_pending and e.status == "pending" then
+      e.member = true -- in the group now, and stays (apply counts it)
       p.ignored[#p.ignored + 1] = e
       stay = stay + 1
     else
@@ -593,18 +594,27 @@ local function check_plan(plan, client)
       end
     end
   end
+  if plan.failed ~= nil then
+    if type(plan.failed) ~= "table" then bad(".failed", "table expected, got " .. type(plan.failed)) end
+    A.check_list(plan.failed, "plan.failed", "apply_account")
+  end
   if type(plan.groups) ~= "table" then bad(".groups", "table expected, got " .. type(plan.groups)) end
   A.check_list(plan.groups, "plan.groups", "apply_account")
   for i, g in ipairs(plan.groups) do
     local at = format(".groups[%d]", i)
     if type(g) ~= "table" then bad(at, "table expected, got " .. type(g)) end
-    if g.create then
-      if type(g.name) ~= "string" then bad(at .. ".name", "string expected for a group to create") end
-    elseif not g.error and not require("cfiam").is_id(g.id) then
+    if g.create and type(g.name) ~= "string" then
+      bad(at .. ".name", "string expected for a group to create")
+    end
+    if (g.id ~= nil or not (g.create or g.error)) and not require("cfiam").is_id(g.id) then
       bad(at .. ".id", "a 32-character hexadecimal id expected, got " .. A.quote(g.id, client))
     end
-    if not g.error and type(g.max_removals) ~= "number" then
-      bad(at .. ".max_removals", "number expected, got " .. type(g.max_removals))
+    local mr = g.max_removals
+    if not g.error and (type(mr) ~= "number" or mr ~= mr or mr < 0) then
+      bad(at .. ".max_removals", "a number from 0 up expected, got " .. A.quote(mr, client))
+    end
+    if g.guard ~= nil and (type(g.guard) ~= "table" or type(g.guard.message) ~= "string") then
+      bad(at .. ".guard", "a guard error with a message expected")
     end
     for _, part in ipairs({ "add", "remove", "keep", "ignored" }) do
       local list = g[part]
@@ -755,13 +765,17 @@ function _M.apply_account(client, plan, opts)
         .. A.quote(g.name or g.key) .. " failed; nothing written", { plan = plan })
     end
     -- The guards again, from the plan's own lists: a stored or edited
-    -- plan cannot drop its refusal (an empty group is caught when the plan
-    -- keeps, ignores and adds no one).
+    -- plan cannot drop its refusal (the group is empty after the write when
+    -- it keeps and adds no one, and no ignored entry is a member now).
     local hit = {}
     for _, e in ipairs(g.remove) do
       if protected[lower(e.id)] then hit[#hit + 1] = e.email or e.id end
     end
-    local guard = g.guard or guard_of(g, #g.keep + #(g.ignored or {}) + #g.add, hit, account)
+    local stay = #g.keep + #g.add -- and the ignored who are members now
+    for _, e in ipairs(g.ignored or {}) do
+      if e.member == true then stay = stay + 1 end
+    end
+    local guard = g.guard or guard_of(g, stay, hit, account)
     if guard then refused[#refused + 1] = guard end
   end
   if #refused > 0 then
@@ -926,6 +940,7 @@ function _M.dump_account(client, account, opts)
     -- A name shared by several groups, or that reads as an id, is written
     -- as the id.
     local by_id = count[g.name] > 1 or require("cfiam").is_id(g.name)
+      or find(g.name, "\0", 1, true) -- YAML readers cut a string at a NUL
     out.groups[#out.groups + 1] = { key = by_id and g.id or g.name, name = g.name,
       id = g.id, members = members }
   end

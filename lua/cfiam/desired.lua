@@ -19,8 +19,8 @@
 local type, pairs, ipairs, tostring, tonumber, error, pcall, require, next,
   setmetatable, getmetatable = type, pairs, ipairs, tostring, tonumber, error,
   pcall, require, next, setmetatable, getmetatable
-local format, lower, match, find = string.format, string.lower, string.match,
-  string.find
+local format, lower, match, find, gmatch, sub = string.format, string.lower,
+  string.match, string.find, string.gmatch, string.sub
 local huge = math.huge
 local sort, concat = table.sort, table.concat
 
@@ -54,6 +54,44 @@ local function fail(line, key, msg)
 end
 
 local YAML_NULL = { ["~"] = true, null = true, Null = true, NULL = true, [""] = true }
+
+-- lyaml cuts every string at a NUL character, so a name or an address
+-- holding one would read back as a shorter, different one (another
+-- group's name): a raw NUL, or a NUL escape in a double-quoted scalar (\0,
+-- \x00, \u0000, \U00000000; escapes exist nowhere else), is refused,
+-- naming its line. The scan jumps between the bytes that change its state.
+local NUL_ESCAPE = { ["0"] = "", x = "00", u = "0000", U = "00000000" }
+local function refuse_nul(text)
+  local line, i, dq, sq = 1, 1, false, false
+  if find(text, "\0", 1, true) then
+    for _ in gmatch(sub(text, 1, find(text, "\0", 1, true)), "\n") do line = line + 1 end
+    fail(line, nil, "a NUL character cannot be read faithfully")
+  end
+  while true do
+    local at = find(text, dq and '[\n\\"]' or sq and "[\n']" or "[\n#\"']", i)
+    if not at then return end
+    local c, prev = sub(text, at, at), sub(text, at - 1, at - 1)
+    i = at + 1
+    if c == "\n" then
+      line = line + 1
+    elseif dq and c == "\\" then
+      local e = sub(text, at + 1, at + 1)
+      local zeros = NUL_ESCAPE[e]
+      if zeros and sub(text, at + 2, at + 1 + #zeros) == zeros then
+        fail(line, nil, "a NUL character (escape \\" .. e .. ") cannot be read faithfully")
+      end
+      i = at + 2
+    elseif dq then
+      dq = false -- the closing quote
+    elseif sq then
+      if sub(text, at + 1, at + 1) == "'" then i = at + 2 else sq = false end
+    elseif c == "#" and (at == 1 or find(prev, "%s")) then
+      i = find(text, "\n", at, true) or #text + 1 -- a comment, to its line's end
+    elseif at == 1 or find(prev, "[%s%[{,:%-?]") then
+      if c == '"' then dq = true else sq = true end -- a quoted scalar starts
+    end
+  end
+end
 
 -- The tree of a YAML text (one document), or raises through fail().
 local function yaml_tree(text)
@@ -407,6 +445,7 @@ function _M.load_desired(src)
       if not text then fail(nil, nil, "cannot read the file: " .. tostring(err)) end
       if #text == 0 or find(text, "^%s*$") then fail(nil, nil, "the file is empty") end
       text = text:gsub("^\239\187\191", "") -- a UTF-8 byte-order mark
+      refuse_nul(text)
       root = yaml_tree(text)
     else
       root = lua_tree(src, "", 1)
