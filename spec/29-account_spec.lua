@@ -84,6 +84,19 @@ describe("account from a desired state", function()
   end
 
   describe("dump and the round trip", function()
+    it("exits 1, saying so, when its output or --log cannot be written (a full disk)", function()
+      for _, args in ipairs({ { "dump", account }, { "dump", account, "--json" } }) do
+        local r = cli(args, { stdout_to = "/dev/full" })
+        assert.are.equal(1, r.status, r.stderr)
+        assert.matches("cannot write the output", r.stderr, 1, true)
+      end
+      local path = file(("account: %s\ngroups:\n  Ops: { members: [%s, %s] }\n")
+        :format(account, email(4), email(5)))
+      local r = cli({ "apply", path, "--yes", "--log", "/dev/full" })
+      assert.are.equal(1, r.status, r.stderr)
+      assert.matches("cannot write the output", r.stderr, 1, true)
+    end)
+
     it("dump keys a group whose name holds a NUL by its id, so the file plans no changes", function()
       local g = assert(c:create_group(account, { name = "Ops\0-old" }))
       local state = assert(c:dump_account(account))

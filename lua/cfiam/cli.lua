@@ -452,7 +452,7 @@ function _M.main(argv, io_)
   -- foresaw) ends as one scrubbed line, one JSON document with --json, and
   -- exit 1, never a traceback.
   local ok, status = pcall(main, argv, io_, cfiam)
-  if ok then return status end
+  if ok then return O.finish(io_, status) end
   local e = { kind = "internal",
     message = "unexpected failure: " .. text(tostring(status):match("^[^\n]*")) }
   if Args.given(argv, "--json") then write_json(io_, error_doc(e)) end

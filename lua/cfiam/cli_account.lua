@@ -207,7 +207,7 @@ local function apply(c, cfiam, a, out, io_, logf)
   result, err = apply_account(c, plan, { concurrency = a.concurrency, progress = tick,
     log = logf and function(rec)
       write(logf, json(object(rec)), "\n")
-      logf:flush()
+      O.flush_stream(logf)
     end })
   clear()
   result = result or err.result

@@ -46,7 +46,8 @@ Environment:
 
 Exit status:
   0  success
-  1  API or network error (including an incomplete listing or drift)
+  1  API or network error (including an incomplete listing or drift), or
+     output that could not be written
   2  usage error, invalid argument, refused guard, or a sync that was not
      confirmed; the error's one-line message is on standard error
   130  interrupted (Ctrl-C): no further request was sent

@@ -133,10 +133,34 @@ end
 -- Writing: every byte the command prints goes through write().
 ---------------------------------------------------------------------------
 
+-- The first write that failed (a full disk, a closed pipe, an unwritable
+-- --log): the command then ends with exit status 1, never 0, saying so.
+_M.write_error = nil
+
+local function note_failure(ok, err)
+  if not ok and not _M.write_error then _M.write_error = tostring(err) end
+end
+
 function _M.write(stream, ...)
   local parts = { ... }
   for i = 1, #parts do parts[i] = tostring(parts[i]) end
-  stream:write(scrub(concat(parts)))
+  note_failure(stream:write(scrub(concat(parts))))
+end
+
+--- Flushes a stream the command wrote to, noting a failure.
+function _M.flush_stream(stream)
+  note_failure(stream:flush())
+end
+
+--- The exit status once everything is written: `status`, or 1 instead of
+-- 0 when some output could not be written (said on standard error).
+function _M.finish(io_, status)
+  _M.flush_stream(io_.stdout)
+  if not _M.write_error then return status end
+  local why = _M.write_error
+  _M.write_error = nil
+  pcall(_M.write, io_.stderr, "cfiam: cannot write the output: ", _M.text(why), "\n")
+  return status == 0 and 1 or status
 end
 
 --- The one JSON document of a --json run.

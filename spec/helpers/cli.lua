@@ -136,7 +136,7 @@ local function command(script, args, opts, files)
   parts[#parts + 1] = shquote(script)
   for _, a in ipairs(args or {}) do parts[#parts + 1] = shquote(a) end
   return table.concat(parts, " ") .. " <" .. shquote(files.stdin) .. " >"
-    .. shquote(files.stdout) .. " 2>" .. shquote(files.stderr)
+    .. shquote(opts.stdout_to or files.stdout) .. " 2>" .. shquote(files.stderr)
 end
 
 local function temp_files()
@@ -155,7 +155,8 @@ end
 --- Runs `script` (bin/cfiam or an example) with the suite's interpreter.
 -- opts: env (table; the environment is exactly PATH, LUA_PATH, LUA_CPATH
 -- and these), stdin (a string fed through a file, so never a terminal),
--- timeout (seconds, then the run is killed: exit status 124 or 137).
+-- timeout (seconds, then the run is killed: exit status 124 or 137),
+-- stdout_to (a path standard output goes to instead, e.g. /dev/full).
 -- Returns { status = exit code, stdout = ..., stderr = ... }.
 function _M.run(script, args, opts)
   opts = opts or {}
