@@ -103,7 +103,10 @@ static void capture_table(lua_State *L, int t, cfiam_resp_headers *h) {
 }
 
 /* core.outcome(client, decode, attempt, status, headers, body)
- *   -> result, meta | nil, err, wait (seconds, or nil for no retry) */
+ *   -> result, meta | nil, err, wait, hold
+ * wait: the seconds before a retry, nil for none (not retryable, or no
+ * retries left); hold: that wait whether or not a retry is left (nil when
+ * not retryable), which a batch holds back for after a 429 (multi.c). */
 static int hook_outcome(lua_State *L) {
     cfiam_client *c = cfiam_check_client(L, 1);
     cfiam_request rq;
@@ -129,7 +132,8 @@ static int hook_outcome(lua_State *L) {
     lua_pushnil(L);
     lua_insert(L, -2);
     push_wait(L, attempt > c->max_retries ? -1 : wait);
-    return 3;
+    push_wait(L, wait);
+    return 4;
 }
 
 /* core.failure(client, kind, message, attempt) -> nil, err, wait */

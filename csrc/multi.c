@@ -236,7 +236,8 @@ static int finish(lua_State *L, cfiam_client *c, cfiam_xfer *x, CURLcode rc,
         }
         if (now + h > *hold)
             *hold = now + h;
-        if (wait > c->timeout) { /* held beyond the timeout: no retry */
+        if (wait > c->timeout && m->attempt <= c->max_retries) {
+            /* its retry would be held beyond the timeout: none */
             lua_pushnumber(L, wait);
             lua_setfield(L, -2, "retry_after");
             wait = -1;
