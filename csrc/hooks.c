@@ -8,6 +8,7 @@
  *   members_path(client, account, group)   path(client, "group_members", ...)
  *   outcome(client, decode, attempt, status, headers, body)
  *   failure(client, kind, message, attempt)
+ *   check_open(v)   raises when v is a closed client
  *
  * A request is { method, target, headers, body, decode }: what
  * client:request and client:update_members would send, checked the same
@@ -153,6 +154,17 @@ static int hook_failure(lua_State *L) {
     return 3;
 }
 
+/* core.check_open(v): raises, as every method does, when v is a closed
+ * client; anything else passes (the helper then finds a wrong self). */
+static int hook_check_open(lua_State *L) {
+    if (lua_getmetatable(L, 1)) {
+        luaL_getmetatable(L, CFIAM_CLIENT_MT);
+        if (lua_rawequal(L, -1, -2))
+            cfiam_check_client(L, 1);
+    }
+    return 0;
+}
+
 void cfiam_hooks_init(lua_State *L, int core) {
     static const luaL_Reg hooks[] = {
         {"prepare", hook_prepare},
@@ -161,6 +173,7 @@ void cfiam_hooks_init(lua_State *L, int core) {
         {"members_path", hook_members_path},
         {"outcome", hook_outcome},
         {"failure", hook_failure},
+        {"check_open", hook_check_open},
         {NULL, NULL}};
     cfiam_add_functions(L, core, NULL, hooks);
 }

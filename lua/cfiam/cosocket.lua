@@ -738,11 +738,9 @@ end
 --- client:request_many over cosockets (same arguments and results).
 -- @return out | nil, err
 function _M.request_many(client, calls, opts)
-  -- through pcall, a raise (a bad option) carries no position of this
-  -- file: transport.raise gives it the caller's
-  local ok, reqs, concurrency = pcall(require("cfiam.core").prepare_many,
+  -- a raise (a bad option) names the caller's line, not this file's
+  local reqs, concurrency = require("cfiam.args").call(require("cfiam.core").prepare_many,
     client, calls, opts)
-  if not ok then transport.raise(reqs) end
   if not reqs then return nil, concurrency end
   local n, out, nexti = #reqs, {}, 0
   local batch = { hold = 0, timeout = transport.config_of(client).timeout, many = true }
