@@ -8,6 +8,7 @@
  *   members_path(client, account, group)   path(client, "group_members", ...)
  *   outcome(client, decode, attempt, status, headers, body)
  *   failure(client, kind, message, attempt)
+ *   check_open(v)   raises when v is a closed client
  *
  * A request is { method, target, headers, body, decode }: what
  * client:request and client:update_members would send, checked the same
@@ -103,7 +104,10 @@ static void capture_table(lua_State *L, int t, cfiam_resp_headers *h) {
 }
 
 /* core.outcome(client, decode, attempt, status, headers, body)
- *   -> result, meta | nil, err, wait (seconds, or nil for no retry) */
+ *   -> result, meta | nil, err, wait, hold
+ * wait: the seconds before a retry, nil for none (not retryable, or no
+ * retries left); hold: that wait whether or not a retry is left (nil when
+ * not retryable), which a batch holds back for after a 429 (multi.c). */
 static int hook_outcome(lua_State *L) {
     cfiam_client *c = cfiam_check_client(L, 1);
     cfiam_request rq;
@@ -129,7 +133,8 @@ static int hook_outcome(lua_State *L) {
     lua_pushnil(L);
     lua_insert(L, -2);
     push_wait(L, attempt > c->max_retries ? -1 : wait);
-    return 3;
+    push_wait(L, wait);
+    return 4;
 }
 
 /* core.failure(client, kind, message, attempt) -> nil, err, wait */
@@ -149,6 +154,17 @@ static int hook_failure(lua_State *L) {
     return 3;
 }
 
+/* core.check_open(v): raises, as every method does, when v is a closed
+ * client; anything else passes (the helper then finds a wrong self). */
+static int hook_check_open(lua_State *L) {
+    if (lua_getmetatable(L, 1)) {
+        luaL_getmetatable(L, CFIAM_CLIENT_MT);
+        if (lua_rawequal(L, -1, -2))
+            cfiam_check_client(L, 1);
+    }
+    return 0;
+}
+
 void cfiam_hooks_init(lua_State *L, int core) {
     static const luaL_Reg hooks[] = {
         {"prepare", hook_prepare},
@@ -157,6 +173,7 @@ void cfiam_hooks_init(lua_State *L, int core) {
         {"members_path", hook_members_path},
         {"outcome", hook_outcome},
         {"failure", hook_failure},
+        {"check_open", hook_check_open},
         {NULL, NULL}};
     cfiam_add_functions(L, core, NULL, hooks);
 }

@@ -17,7 +17,11 @@
  * Each call retries by the single-call rules (cfiam_curl_outcome decides).
  * A 429 holds back the whole batch for its wait; the pacer (ratelimit.c)
  * holds back transfers when the quota is used up. A wait beyond the
- * client's timeout fails the calls still waiting at once, unsent.
+ * client's timeout fails the calls still waiting at once, unsent, and the
+ * call that got such a 429 ends on it instead of retrying. After Ctrl-C
+ * (cfiam_interrupted) nothing starts and nothing is waited for: the
+ * transfers in flight are aborted (the progress callback), the calls not
+ * sent fail as interrupted.
  *
  * Memory: the slots (and their response buffers, one per slot, so at most
  * `concurrency` of them) belong to the client and live until close/__gc.
@@ -232,8 +236,14 @@ static int finish(lua_State *L, cfiam_client *c, cfiam_xfer *x, CURLcode rc,
         }
         if (now + h > *hold)
             *hold = now + h;
+        if (wait > c->timeout && m->attempt <= c->max_retries) {
+            /* its retry would be held beyond the timeout: none */
+            lua_pushnumber(L, wait);
+            lua_setfield(L, -2, "retry_after");
+            wait = -1;
+        }
     }
-    if (wait >= 0 && m->attempt <= c->max_retries) {
+    if (wait >= 0 && m->attempt <= c->max_retries && !cfiam_interrupted()) {
         lua_pop(L, 1);
         m->state = CALL_WAITING;
         m->not_before = now + wait;
@@ -310,6 +320,24 @@ static void start_call(batch *b, int i) {
     m->attempt++;
     m->state = CALL_RUNNING;
     dequeue(b, i);
+}
+
+/* After Ctrl-C: every call not sent yet (a first attempt or a retry)
+ * fails as interrupted, with the attempts it made. */
+static void interrupt_waiting(batch *b) {
+    int i;
+    for (i = 0; i < b->n; i++) {
+        double w;
+        if (b->mc[i].state != CALL_WAITING)
+            continue;
+        cfiam_transport_outcome(b->L, b->c, CFIAM_E_NETWORK, "interrupted",
+                                b->mc[i].attempt, &w);
+        set_err(b->L, b->out, i + 1);
+        b->mc[i].state = CALL_DONE;
+        b->done++;
+    }
+    b->next = b->n;
+    b->retries = 0;
 }
 
 /* Starts what may go now, up to the concurrency, unless a hold, the quota
@@ -405,7 +433,10 @@ static int client_request_many(lua_State *L) {
     multi_ready(L, c, b.conc);
     while (b.done < b.n) {
         double now = cfiam_now(), wake = now + 1.0;
-        start_ready(&b, now, &wake);
+        if (cfiam_interrupted())
+            interrupt_waiting(&b);
+        else
+            start_ready(&b, now, &wake);
         if (b.done == b.n)
             break;
         if (b.running == 0) { /* everything left waits: a retry, a hold */

@@ -210,6 +210,8 @@ CURLcode cfiam_curl_finish(cfiam_xfer *x, CURLcode rc) {
     }
     if (rc == CURLE_OK)
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->status);
+    else if (rc == CURLE_ABORTED_BY_CALLBACK) /* on_progress: Ctrl-C */
+        snprintf(x->errbuf, sizeof(x->errbuf), "interrupted");
     return rc;
 }
 

@@ -5,6 +5,7 @@
 -- with client:request, and no growth over many batches.
 local core = require("helpers.core")
 local emulator = require("helpers.emulator")
+local H = require("helpers.cli")
 local cfiam = require("cfiam")
 
 local A, G, G2 = core.ACCOUNT, core.GROUP, core.GROUP2
@@ -167,6 +168,92 @@ describe("request_many", function()
       end
       assert.equals(1, #emu:requests())
     end)
+  end)
+
+  it("a 429 whose wait is beyond the timeout ends its own call too, without waiting for the retry",
+    function()
+    -- the wait (8 s) is under the 60 s a single call waits out, but beyond
+    -- the timeout: the call that got the 429 fails with it, as the calls it
+    -- holds back do, rather than retrying after the whole wait
+    emu:fault({ method = "GET", status = 429, times = 1, headers = { ["Retry-After"] = "8" } })
+    with_client({ max_retries = 2, timeout = 2 }, function(c)
+      local calls = {}
+      for i = 1, 4 do calls[i] = { "GET", MEMBERS } end
+      local out = c:request_many(calls, { concurrency = 1 })
+      assert.equals("rate_limited", out[1].err.kind)
+      assert.equals(429, out[1].err.status)
+      assert.equals(1, out[1].err.attempts)
+      assert.equals(8, out[1].err.retry_after)
+      for i = 2, 4 do
+        assert.equals("rate_limited", out[i].err.kind, i)
+        assert.equals(0, out[i].err.attempts, i)
+        assert.is_true(out[i].err.retry_after > 6 and out[i].err.retry_after <= 8, i)
+      end
+      assert.equals(1, #emu:requests())
+    end)
+  end)
+
+  -- A script that catches Ctrl-C (as the command does) and runs a batch of
+  -- GET calls to the paths it is given, one at a time; it prints each
+  -- outcome and exits 130 when interrupted.
+  local CTRL_C_SCRIPT = [[
+local core = require("cfiam.core")
+core.catch_interrupt()
+local c = require("cfiam").new{ max_retries = 2 }
+local calls = {}
+for i, path in ipairs(arg) do calls[i] = { "GET", path } end
+local out = assert(c:request_many(calls, { concurrency = 1 }))
+for i, o in ipairs(out) do
+  print(i, o.err and o.err.kind or "ok", o.err and o.err.message or "",
+    o.err and o.err.attempts or o.meta.attempts)
+end
+os.exit(core.interrupted() and 130 or 0)
+]]
+
+  it("Ctrl-C ends a batch's waits at once: the calls not sent fail as interrupted", function()
+    local script = os.tmpname()
+    local f = assert(io.open(script, "wb"))
+    f:write(CTRL_C_SCRIPT)
+    f:close()
+    local INT = { "network", "interrupted" }
+    for _, case in ipairs({
+      -- call 1 gets a 429 asking for 50 s: the whole batch holds
+      { fault = { path = "/" .. G .. "/members$", status = 429 }, paths = { MEMBERS, EMPTY, EMPTY, EMPTY },
+        sent = 1, want = { { INT, 1 }, { INT, 0 }, { INT, 0 }, { INT, 0 } } },
+      -- call 4 (sent once 1..3 are answered) gets a 503 asking for 50 s:
+      -- it waits for its retry
+      { fault = { path = "/" .. G2 .. "/members$", status = 503 }, paths = { MEMBERS, MEMBERS, MEMBERS, EMPTY },
+        sent = 4, want = { { { "ok", "" }, 1 }, { { "ok", "" }, 1 }, { { "ok", "" }, 1 }, { INT, 1 } } },
+      -- a quota of 1 request per 50 s: call 2 waits for the reset (call 1,
+      -- whose answer may still be read when Ctrl-C comes, is either)
+      { quota = { limit = 1, window = 50 }, paths = { MEMBERS, EMPTY, EMPTY, EMPTY },
+        sent = 1, want = { { { "ok", "" }, 1 }, { INT, 0 }, { INT, 0 }, { INT, 0 } }, either = INT },
+    }) do
+      emu:reset(core.seed())
+      emu:clear_requests()
+      if case.fault then
+        case.fault.method, case.fault.times, case.fault.headers = "GET", 1, { ["Retry-After"] = "50" }
+        emu:fault(case.fault)
+      end
+      emu:admin("POST", "/quota", case.quota or {})
+      local child = H.spawn(script, case.paths, { env = H.env(emu) })
+      assert.is_truthy(H.poll(function() return #emu:requests() >= case.sent end, 10),
+        "the batch did not start")
+      child:signal("INT")
+      local r = child:wait(10)
+      assert.is_not_nil(r, "the batch did not stop on SIGINT")
+      assert.equals(130, r.status, r.stdout .. r.stderr)
+      local got = {}
+      for line in r.stdout:gmatch("[^\n]+") do
+        local i, kind, msg, attempts = line:match("^(%d+)\t([^\t]*)\t([^\t]*)\t(%d+)$")
+        got[tonumber(i)] = { { kind, msg }, tonumber(attempts) }
+      end
+      if case.either and got[1] and got[1][1][1] ~= "ok" then case.want[1][1] = case.either end
+      assert.same(case.want, got)
+      assert.equals(case.sent, #emu:requests())
+    end
+    emu:admin("POST", "/quota", {})
+    os.remove(script)
   end)
 
   it("validates every call before anything is sent, naming the bad one", function()

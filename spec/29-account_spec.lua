@@ -948,11 +948,20 @@ groups:
     end
     local path = file(("account: %s\ngroups:\n  Ops: { members: [%s] }\n  Eng: { members: [%s] }\n")
       :format(account, email(4), email(1)))
-    for _, args in ipairs({ { "apply", path, "--yes" }, { "apply", path, "--yes", "--json" },
-      { "plan", path, "--detailed-exitcode" } }) do
-      emu:reset()
+    for _, case in ipairs({
       -- Eng's listing does not answer
-      emu:fault{ method = "GET", path = H.members_pattern(gid("Eng")), delay_ms = 20000, times = -1 }
+      { { "apply", path, "--yes" }, { delay_ms = 20000 } },
+      { { "apply", path, "--yes", "--json" }, { delay_ms = 20000 } },
+      { { "plan", path, "--detailed-exitcode" }, { delay_ms = 20000 } },
+      -- Eng's listing is answered 429 with a wait the batch holds for
+      -- (request_many's hold, within the timeout)
+      { { "plan", path }, { status = 429, headers = { ["Retry-After"] = "50" } } },
+      { { "apply", path, "--yes", "--json" }, { status = 429, headers = { ["Retry-After"] = "50" } } },
+    }) do
+      local args, fault = case[1], case[2]
+      emu:reset()
+      fault.method, fault.path, fault.times = "GET", H.members_pattern(gid("Eng")), -1
+      emu:fault(fault)
       emu:clear_requests()
       local child = H.spawn("bin/cfiam", args, { env = H.env(emu) })
       assert.is_truthy(H.poll(function()

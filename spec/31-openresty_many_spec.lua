@@ -293,6 +293,64 @@ describe("request_many under OpenResty", function()
     assert.equals(1, #emu:requests())
   end)
 
+  it("a 429 whose wait is beyond the timeout ends its own call too, as libcurl does", function()
+    local function batch(run)
+      emu:reset(core.seed())
+      emu:fault({ method = "GET", status = 429, times = 1, headers = { ["Retry-After"] = "8" } })
+      local calls = {}
+      for i = 1, 4 do calls[i] = { "GET", MEMBERS } end
+      local out = run(calls)
+      assert.equals(1, #emu:requests())
+      return out
+    end
+    local got = batch(function(calls)
+      return in_nginx(emu, calls, { concurrency = 1 }, { max_retries = 2, timeout = 2 }).out
+    end)
+    local want = batch(function(calls)
+      local c = core.client(emu, { max_retries = 2, timeout = 2 })
+      local out = c:request_many(calls, { concurrency = 1 })
+      c:close()
+      return out
+    end)
+    assert.equals(429, got[1].err.status)
+    assert.equals(1, got[1].err.attempts)
+    assert.equals(8, got[1].err.retry_after)
+    assert.same(shape(want[1]), shape(got[1]))
+    for i = 2, 4 do
+      assert.equals("rate_limited", got[i].err.kind, i)
+      assert.equals(0, got[i].err.attempts, i)
+      assert.equals(want[i].err.kind, got[i].err.kind, i)
+    end
+  end)
+
+  it("a 429 that ends a call without a Retry-After holds the batch for the backoff, as libcurl does",
+    function()
+    -- no retries left: the hold is the backoff the call would have waited
+    -- before a retry (0.5 s less up to 25 %)
+    local function batch(run)
+      emu:reset(core.seed())
+      emu:fault({ method = "GET", path = "/" .. G .. "$", status = 429, times = 1 })
+      local calls = { { "GET", GROUP_PATH } }
+      for i = 2, 4 do calls[i] = { "GET", EMPTY, query = { page = i } } end
+      local out = run(calls)
+      local reqs = emu:requests()
+      assert.equals(4, #reqs)
+      assert_held(reqs, 0.375)
+      return out
+    end
+    local got = batch(function(calls)
+      return in_nginx(emu, calls, { concurrency = 2 }).out
+    end)
+    local want = batch(function(calls)
+      local c = core.client(emu)
+      local out = c:request_many(calls, { concurrency = 2 })
+      c:close()
+      return out
+    end)
+    for i = 1, 4 do assert.same(shape(want[i]), shape(got[i]), i) end
+    assert.equals(429, got[1].err.status)
+  end)
+
   it("does not block the worker while a batch waits", function()
     emu:fault({ method = "GET", delay_ms = 1500, times = -1 })
     local body = cjson.encode({ opts = { api_token = core.TOKEN, base_url = emu.base_url, timeout = 10 },

@@ -1,8 +1,8 @@
 --- cfiam.args: argument checks and errors made in Lua, shared by the
 -- helpers (members, groups, resolve, ids, pager). Errors are built with the
 -- C module's metatable, so they read and print like the C core's.
-local type, pairs, tostring, error, require, rawget =
-  type, pairs, tostring, error, require, rawget
+local type, pairs, tostring, error, require, rawget, pcall =
+  type, pairs, tostring, error, require, rawget, pcall
 local debug_getmetatable = debug.getmetatable
 local getinfo = debug.getinfo
 local huge, min = math.huge, math.min
@@ -33,6 +33,22 @@ function _M.raise(msg)
     end
     level = level + 1
   end
+end
+
+-- The results of a pcall: passed on, or its error raised again by raise.
+local function reraised(ok, ...)
+  if ok then return ... end
+  local e = ...
+  if type(e) ~= "string" then error(e, 0) end
+  _M.raise(e)
+end
+
+--- Calls the C function f(...) and returns its results. A raise from it
+-- (a bad argument, a closed client) is raised again at the user's line:
+-- called by pcall, a C function's raise carries no position, while called
+-- from a file of cfiam it would name that file.
+function _M.call(f, ...)
+  return reraised(pcall(f, ...))
 end
 
 -- The README's promise for a message: one line of at most this many bytes.

@@ -13,7 +13,10 @@
 --   update_request(client, account, group, ids [, opts])  request | nil, err
 --       (what client:update_members sends, with its checks and raises)
 --   outcome(client, decode, attempt, status, headers, body)
+--       result, meta | nil, err, wait (nil: no retry), hold (the wait
+--       whether or not a retry is left: a batch's hold after a 429)
 --   failure(client, kind, message, attempt)
+--   check_open(v)       raises when v is a closed client
 --
 -- luaopen_cfiam registers the table as package.loaded["cfiam.core"]; this
 -- file runs only when cfiam.core is required before cfiam itself.

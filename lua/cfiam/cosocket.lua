@@ -9,7 +9,7 @@
 --   core.prepare    validates and builds the request (nothing is sent on
 --                   an invalid argument)
 --   core.outcome    turns status, headers and body into result, meta or
---                   nil, err, wait
+--                   nil, err, wait, hold
 --   core.failure    the error for a transport failure, and its wait
 --   core.pace       the quota pacing of every attempt
 --   core.rate_limited  the refusal of a request that would wait too long
@@ -604,20 +604,18 @@ end
 
 -- ---- the gate before every attempt --------------------------------------
 -- Every attempt, first or retry, of a single call or of a request_many
--- batch (`batch`: { hold, timeout }; a single call has a batch of its
--- own), waits first for the batch's hold and then for the quota pacing of
+-- batch (`batch`: { hold, timeout, many }; a single call has a batch of
+-- its own), waits first for the batch's hold and then for the quota pacing of
 -- the C core (core.pace, which learns from every answer's Ratelimit
 -- headers through core.outcome; while the quota is unknown one request
 -- goes first and the others wait for its answer). As in the libcurl path
 -- (multi.c): a 429 answer, retried or final, holds back the whole batch
--- for as long as its call waits before the retry, else for its
--- Retry-After; a retry is made once its own wait is over, then at the
+-- for as long as its call waits (or would wait) before a retry, else for
+-- its Retry-After; a retry is made once its own wait is over, then at the
 -- gate like any other attempt; a hold or a pacing wait beyond the
 -- client's timeout fails the call at once, unsent, with the refusal of
--- the C core (core.rate_limited, core.pace). One difference: a final 429
--- without a usable Retry-After holds nothing here, while libcurl holds
--- the batch for the backoff the call would have waited (core.outcome
--- gives no wait for a call that has no retries left).
+-- the C core (core.rate_limited, core.pace), and in a request_many batch
+-- the call whose 429 asks for such a wait ends on that 429.
 
 -- Waits until the batch's hold and the quota let attempt `attempt` go:
 -- true (the request then counts as in flight until core.pace_done), or
@@ -641,13 +639,19 @@ local function gate(core, client, batch, attempt)
 end
 
 -- After an error answer of a call of `batch`: a 429 holds the batch back
--- for `wait` (the call's wait before its retry; nil: no retry), else for
--- its Retry-After.
-local function hold_batch(batch, err, wait)
-  if err.status ~= 429 then return end
+-- for `hold` (the wait before a retry, retries left or not: core.outcome),
+-- else for its Retry-After. Returns the wait before the call's retry: nil
+-- in a request_many batch when that is beyond the timeout (as multi.c).
+local function hold_batch(batch, err, wait, hold)
+  if err.status ~= 429 then return wait end
   update_time()
-  local till = now() + (wait or err.retry_after or 0)
+  local till = now() + (hold or err.retry_after or 0)
   if till > batch.hold then batch.hold = till end
+  if batch.many and wait and wait > batch.timeout then
+    err.retry_after = wait
+    return nil
+  end
+  return wait
 end
 
 -- Runs a prepared request with retries, each attempt after the gate of
@@ -683,14 +687,14 @@ local function run(client, req, batch)
     end
     local status, headers, body = exchange(cfg, req, wire, started, deadline)
     core.pace_done(client) -- before the answer's quota is read, as libcurl
-    local res, second, wait
+    local res, second, wait, hold
     if status then
-      res, second, wait = core.outcome(client, req.decode, attempt, status,
+      res, second, wait, hold = core.outcome(client, req.decode, attempt, status,
         headers, body)
       if shared then quota_note(client, cfg, req, probe) end
       if res ~= nil then return res, second end -- result, meta
       if shared then budget_note(client, cfg, req, second, wait) end
-      hold_batch(batch, second, wait)
+      wait = hold_batch(batch, second, wait, hold)
     else
       if probe then budget_dict(cfg):delete(budget_key(client, req) .. "rlprobe") end
       second, wait = select(2, core.failure(client, headers, body, attempt))
@@ -734,14 +738,12 @@ end
 --- client:request_many over cosockets (same arguments and results).
 -- @return out | nil, err
 function _M.request_many(client, calls, opts)
-  -- through pcall, a raise (a bad option) carries no position of this
-  -- file: transport.raise gives it the caller's
-  local ok, reqs, concurrency = pcall(require("cfiam.core").prepare_many,
+  -- a raise (a bad option) names the caller's line, not this file's
+  local reqs, concurrency = require("cfiam.args").call(require("cfiam.core").prepare_many,
     client, calls, opts)
-  if not ok then transport.raise(reqs) end
   if not reqs then return nil, concurrency end
   local n, out, nexti = #reqs, {}, 0
-  local batch = { hold = 0, timeout = transport.config_of(client).timeout }
+  local batch = { hold = 0, timeout = transport.config_of(client).timeout, many = true }
   local function worker()
     while nexti < n do
       nexti = nexti + 1

@@ -13,15 +13,20 @@
 local _VERSION = "0.1.0"
 
 local pairs, error, tostring, type = pairs, error, tostring, type
+local call = require("cfiam.args").call
 
 local HELPERS = { "cfiam.members", "cfiam.resolve", "cfiam.groups", "cfiam.account" }
 
 -- cfiam.name(...): client:name(...) on the default client. The method is
--- looked up on each call, so it is the one the transport installed.
-local function on_default(M, name)
+-- looked up on each call, so it is the one the transport installed. A C
+-- method (`c_methods`) is called through args.call, so that its raises
+-- name the user's line rather than this file's.
+local function on_default(M, name, c_methods)
   return function(...)
     local client = M.default_client()
-    return client[name](client, ...)
+    local f = client[name]
+    if c_methods[f] then return call(f, client, ...) end
+    return f(client, ...)
   end
 end
 
@@ -38,8 +43,15 @@ local function scrubbed(M, client, res, err, ...)
   return res, err, ...
 end
 
+-- A helper as a method: a closed client raises at the user's line before
+-- the helper runs (found by the C core inside the helper, the raise would
+-- name the helper's file); its errors are scrubbed.
 local function wrap(M, f)
-  return function(client, ...) return scrubbed(M, client, f(client, ...)) end
+  local check_open = require("cfiam.core").check_open
+  return function(client, ...)
+    call(check_open, client)
+    return scrubbed(M, client, f(client, ...))
+  end
 end
 
 return function(M)
@@ -49,6 +61,8 @@ return function(M)
   end
   local methods = require("cfiam.core").client_methods
   local names = { "request", "update_members", "request_many" }
+  local c_methods = {}
+  for _, name in pairs(names) do c_methods[methods[name]] = true end
   for _, name in pairs(HELPERS) do
     for fname, f in pairs(require(name)) do
       if methods[fname] ~= nil then
@@ -73,6 +87,9 @@ return function(M)
     return cfg, err
   end
   require("cfiam.transport").install(M, methods)
-  for _, fname in pairs(names) do M[fname] = on_default(M, fname) end
+  for _, fname in pairs(names) do M[fname] = on_default(M, fname, c_methods) end
+  -- cfiam.configure raises (cfiam.new's checks) at the user's line
+  local configure = M.configure
+  M.configure = function(opts) return call(configure, opts) end
   return M
 end
