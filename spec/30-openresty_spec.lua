@@ -89,6 +89,22 @@ local SERVER = [==[
       content_by_lua_block { ngx.say(ngx.var.out) }
     }
 
+    # A bad option to request / update_members over cosockets (t=cosocket)
+    # or libcurl (t=curl), called on the line that notes where it is:
+    # "<chunk>:<line>|<raised>"
+    location = /bad_option { content_by_lua_block {
+      local c = require("cfiam").new{ api_token = "test-token", transport = ngx.var.arg_t,
+        base_url = "http://127.0.0.1:9" }
+      local g, bad = string.rep("b", 32), { bogus = 1 }
+      local here, _, e
+      if ngx.var.arg_f == "update" then
+        here, _, e = debug.getinfo(1, "Sl"), pcall(function() local r = c:update_members(g, g, {}, bad) return r end)
+      else
+        here, _, e = debug.getinfo(1, "Sl"), pcall(function() local r = c:request("GET", "/x", bad) return r end)
+      end
+      ngx.print(here.short_src, ":", here.currentline, "|", tostring(e))
+    } }
+
     # A client with a proxy: "auto" takes libcurl, "cosocket" raises.
     location = /proxy { content_by_lua_block {
       local cos = require("cfiam.cosocket")
@@ -784,6 +800,18 @@ describe("cfiam under nginx", function()
       end
       local _, n = srv:error_log():gsub("%[warn%][^\n]*cfiam: no cosockets in the nginx 'set' phase", "")
       assert.equal(1, n)
+    end)
+
+    it("a bad option raises at the caller's line over either transport", function()
+      for _, t in ipairs({ "cosocket", "curl" }) do
+        for _, f in ipairs({ "request", "update" }) do
+          local status, body = srv:get("/bad_option?t=" .. t .. "&f=" .. f)
+          assert.equal(200, status, status ~= 200 and srv:error_log():sub(-600) or nil)
+          local at, msg = body:match("^([^|]*)|(.*)$")
+          assert.equal(at .. ": ", msg:sub(1, #at + 2), t .. " " .. f .. ": " .. body)
+          assert.matches("unknown option", msg, 1, true)
+        end
+      end
     end)
 
     it("raise at the caller's line, not inside cfiam", function()

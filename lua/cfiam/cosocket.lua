@@ -707,7 +707,9 @@ end
 --- client:request over cosockets (same arguments and results).
 -- @return result, meta | nil, err
 function _M.request(client, method, path, opts)
-  local req, err = require("cfiam.core").prepare(client, method, path, opts)
+  -- (through args.call: a raise names the caller's line, not this file)
+  local req, err = require("cfiam.args").call(require("cfiam.core").prepare, client,
+    method, path, opts)
   if not req then return nil, err end
   return _M.paced_run(client, req)
 end
@@ -715,7 +717,8 @@ end
 --- client:update_members over cosockets (same arguments and results).
 -- @return members | nil, err
 function _M.update_members(client, account, group, ids, opts)
-  local req, err = require("cfiam.core").update_request(client, account, group, ids, opts)
+  local req, err = require("cfiam.args").call(require("cfiam.core").update_request,
+    client, account, group, ids, opts)
   if not req then return nil, err end
   local members, meta = _M.paced_run(client, req)
   if members == nil then return nil, meta end

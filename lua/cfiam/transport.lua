@@ -32,6 +32,8 @@ local find = string.find
 
 -- Raises at the user's line (not inside cfiam): one rule for every helper.
 _M.raise = require("cfiam.args").raise
+-- C calls made from here re-raise at the user's line too (args.call).
+local call = require("cfiam.args").call
 
 -- Logs msg at ngx.WARN once per worker for each key (the master, where
 -- init_by_lua runs, is another process: its flag is not the workers').
@@ -144,7 +146,7 @@ function _M.install(M, methods) -- luacheck: ignore M
   local function request(client, method, path, opts)
     local cos = route(client)
     if cos then return hinted(cos.request(client, method, path, opts)) end
-    return hinted(c_request(client, method, path, opts))
+    return hinted(call(c_request, client, method, path, opts))
   end
 
   local function update_members(client, account, group, ids, opts)
@@ -152,7 +154,7 @@ function _M.install(M, methods) -- luacheck: ignore M
     if cos then
       return hinted(cos.update_members(client, account, group, ids, opts))
     end
-    return hinted(c_update(client, account, group, ids, opts))
+    return hinted(call(c_update, client, account, group, ids, opts))
   end
 
   local c_many = methods.request_many
@@ -165,7 +167,7 @@ function _M.install(M, methods) -- luacheck: ignore M
       cosocket = cosocket or require("cfiam.cosocket")
       for _ = 1, #calls do cosocket.budget_count(client, configs[client]) end
     end
-    return c_many(client, calls, opts)
+    return call(c_many, client, calls, opts)
   end
 
   methods.request = request
