@@ -12,10 +12,9 @@
 -- one DELETE per removal), so a member that no listing showed is never
 -- touched; it refuses to write anything when the plan has an error or a
 -- guard trips. One group's failure does not stop the others.
-local type, ipairs, pairs, tostring, tonumber, require =
-  type, ipairs, pairs, tostring, tonumber, require
+local type, ipairs, pairs, tostring, require =
+  type, ipairs, pairs, tostring, require
 local format, lower, find = string.format, string.lower, string.find
-local ceil = math.ceil
 local concat, sort = table.concat, table.sort
 
 local A = require("cfiam.args")
@@ -85,62 +84,45 @@ end
 _M._fetch_all = fetch_all
 
 ---------------------------------------------------------------------------
--- Complete listings of many paged collections at once. Page 1 of each,
--- then every page total_count calls for, then one page at a time while the
--- last page came back full. on_done(spec, err, items) is called as each
--- listing ends and may return more specs to list in the same rounds (the
--- group listings once the account's groups are known). Each spec gets
--- spec.index; returns out[index] = items and errs[index] = err.
+-- Complete listings of many paged collections at once, in shared rounds:
+-- each round asks, in one batch, for the pages every open listing wants
+-- (cfiam.pager's rules: page 1, then every page total_count calls for,
+-- then one page at a time while the last came back full) and feeds each
+-- listing its answers in page order. on_done(spec, err, items) is called
+-- as each listing ends and may return more specs to list in the same
+-- rounds (the group listings once the account's groups are known). Each
+-- spec gets spec.index; returns out[index] = items and errs[index] = err.
 ---------------------------------------------------------------------------
 
 local function list_all(client, specs, concurrency, on_done)
   local st = {}
   local function add(s)
-    st[#st + 1] = { spec = s, fetched = 0, items = {}, count = 0, total = nil,
-      seen = require("cfiam.core").idset(), done = false, ended = false,
-      max_pages = P.FALLBACK_MAX_PAGES }
+    local p = P.pager{ client = client, path = s.path, query = s.query,
+      per_page = s.per_page, decode = s.decode, what = s.what }
+    st[#st + 1] = { spec = s, p = p, items = {} }
     s.index = #st
   end
   for _, s in ipairs(specs) do add(s) end
   local out, errs = {}, {}
-  local function finish(i, err)
-    local l = st[i]
-    l.done = true
-    if err then errs[i] = err else out[i] = l.items end
+  local function finish(l, err)
+    l.closed = true
+    if err then errs[l.spec.index] = err else out[l.spec.index] = l.items end
     if on_done then
       local more = on_done(l.spec, err, l.items)
       for _, s in ipairs(more or {}) do add(s) end
     end
   end
-  local function incomplete(i, msg)
-    local l = st[i]
-    finish(i, err_("incomplete", "listing " .. l.spec.what .. " " .. msg,
-      { count = l.count, total_count = l.total, pages = l.fetched }))
-  end
   while true do
     local calls, owner = {}, {}
-    for i, l in ipairs(st) do
-      if not l.done then
-        local last = l.fetched + 1
-        if l.fetched == 1 and l.total then
-          -- Every page total_count calls for; when it fills the last page
-          -- exactly, the (empty) page after it too, which must be read
-          -- to know the listing ended: one round trip less.
-          last = ceil(l.total / l.size)
-          if l.total % l.size == 0 then last = last + 1 end
-          if last < 2 then last = 2 end
-        end
-        if last > l.max_pages then last = l.max_pages end
-        if l.fetched >= l.max_pages then
-          incomplete(i, format("stopped after %d page%s with %d listed and more "
-            .. "to come%s", l.fetched, l.fetched == 1 and "" or "s", l.count,
-            l.total and format(", while the server's total_count says %d", l.total) or ""))
+    for _, l in ipairs(st) do
+      if not l.closed then
+        local from, last = P.want(l.p)
+        if not from then
+          finish(l, last)
         else
-          for page = l.fetched + 1, last do
-            local q = { page = page, per_page = l.spec.per_page }
-            for k, v in pairs(l.spec.query or {}) do q[k] = v end
-            calls[#calls + 1] = { "GET", l.spec.path, query = q, decode = l.spec.decode }
-            owner[#calls] = i
+          for page = from, last do
+            calls[#calls + 1] = P.call(l.p, page)
+            owner[#calls] = l
           end
         end
       end
@@ -148,60 +130,22 @@ local function list_all(client, specs, concurrency, on_done)
     if #calls == 0 then break end
     local res = fetch_all(client, calls, concurrency)
     for n, r in ipairs(res) do
-      local i = owner[n]
-      local l = st[i]
-      if not l.done then
-        l.fetched = l.fetched + 1
-        local items = r.result
-        if r.err then
-          finish(i, r.err)
-        elseif items ~= nil and type(items) ~= "table" then
-          finish(i, err_("invalid_response", "listing " .. l.spec.what
-            .. ": result is not an array"))
+      local l = owner[n]
+      if not l.closed then
+        local items, err = P.take(l.p, r)
+        if not items then
+          finish(l, err)
         else
-          items = items or {}
-          local info = type(r.meta) == "table" and r.meta.result_info
-          local total = type(info) == "table" and tonumber(info.total_count)
-          -- the server's page size, as list_members reads it
-          local size = P.page_size(l.spec.per_page, info)
-          if l.fetched == 1 then l.size = size end
-          if total and l.fetched == 1 then
-            l.total = total
-            l.max_pages = ceil(total / size) + 1
-            if l.max_pages < 2 then l.max_pages = 2 end
-          end
-          local raw = #items
-          if l.ended then
-            if raw > 0 then
-              incomplete(i, format("returned members on page %d after a short "
-                .. "page %d", l.fetched, l.ended))
-            end
-          else
-            local kept = l.seen:add_page(items)
-            if not kept then
-              finish(i, err_("invalid_response", "listing " .. l.spec.what
-                .. ": an item has no string id"))
-            else
-              for k = 1, kept do l.items[#l.items + 1] = items[k] end
-              l.count = l.count + kept
-              if raw < size then l.ended = l.fetched end
-            end
-          end
+          for k = 1, #items do l.items[#l.items + 1] = items[k] end
         end
       end
     end
     -- A listing whose last page was short is complete once all its pages
     -- of this round were read.
-    for i, l in ipairs(st) do
-      if not l.done and l.ended then
-        -- (either way: a server that miscounts cannot be trusted to have
-        -- listed everything)
-        if l.total and l.count ~= l.total then
-          incomplete(i, format("ended on page %d with %d listed, but the "
-            .. "server's total_count says %d", l.ended, l.count, l.total))
-        else
-          finish(i)
-        end
+    for _, l in ipairs(st) do
+      if not l.closed and l.p.ended then
+        local ok, err = P.finish(l.p)
+        finish(l, not ok and err or nil)
       end
     end
   end

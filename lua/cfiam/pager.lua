@@ -8,10 +8,15 @@
 -- With concurrency > 1 (unfiltered listings), once page 1 has given
 -- total_count the pages it announces are fetched `concurrency` at a time
 -- through client:request_many; each page then goes through exactly the
--- checks of a page fetched alone, in page order (prefetch below), so the
--- end of the listing is still decided by the pages, never by the count.
+-- checks of a page fetched alone, in page order, so the end of the
+-- listing is still decided by the pages, never by the count.
+--
+-- The rules live in the listing state (want: the pages to ask for next;
+-- take: one answered page; finish: the end), so that next_page here and
+-- the account-wide lister (many listings in shared request_many rounds)
+-- apply the same ones.
 local type, pairs, tonumber = type, pairs, tonumber
-local ceil, floor, min = math.ceil, math.floor, math.min
+local ceil, floor, min, max = math.ceil, math.floor, math.min, math.max
 local format = string.format
 local A = require("cfiam.args")
 
@@ -37,7 +42,7 @@ function _M.pager(spec)
     decode = spec.decode, what = spec.what, filtered = spec.filtered,
     fixed_max = spec.max_pages, max_pages = spec.max_pages or _M.FALLBACK_MAX_PAGES,
     page = 0, count = 0, seen = require("cfiam.core").idset(), total = nil,
-    done = false,
+    size = spec.per_page, done = false, ended = nil,
     query = {},
   }
   for k, v in pairs(spec.query or {}) do p.query[k] = v end
@@ -56,36 +61,6 @@ local function incomplete(p, message)
     count = p.count, total_count = p.total, pages = p.page }))
 end
 
--- Fetches the pages after p.page that total_count announces (up to the
--- first one that should come back short or empty) into
--- p.ahead[page] = { result =, meta = } or { err = }, `concurrency` in
--- flight at once: all of them in one batch for collect (which keeps every
--- page anyway; no pause between batches), `concurrency` of them for the
--- iterator (which holds that many pages). Nothing when the listing is
--- filtered, total_count unknown, or the next page is already there.
-local function prefetch(p)
-  local from = p.page + 1
-  if p.concurrency <= 1 or p.filtered or not p.total or p.ahead[from] then
-    return
-  end
-  local last = min(floor(p.total / p.per_page) + 1, p.max_pages)
-  if not p.whole then last = min(last, p.page + p.concurrency) end
-  if last - from < 1 then return end -- one page: next_page asks for it
-  local calls = {}
-  for page = from, last do
-    local q = {}
-    for k, v in pairs(p.query) do q[k] = v end
-    q.page = page
-    calls[#calls + 1] = { "GET", p.path, query = q, decode = p.decode }
-  end
-  local out, err = p.client:request_many(calls, { concurrency = p.concurrency })
-  if not out then
-    p.ahead[from] = { err = err }
-    return
-  end
-  for i = 1, #out do p.ahead[from + i - 1] = out[i] end
-end
-
 -- The listing has reached max_pages: always incomplete.
 local function stopped(p)
   if p.sized then
@@ -100,26 +75,34 @@ local function stopped(p)
     p.page == 1 and "" or "s", p.count, claim))
 end
 
--- The next page's answer, prefetched or asked for now: result, meta or
--- nil, err.
-local function fetch(p)
-  prefetch(p)
-  p.page = p.page + 1
-  p.query.page = p.page
-  local got = p.ahead[p.page]
-  if got then
-    p.ahead[p.page] = nil
-    return got.result, got.meta or got.err
+--- The pages to ask for next: from, last (page numbers), or nil when the
+-- listing is over (nil, err when max_pages stops it). After page 1 of an
+-- unfiltered listing, every page total_count announces (up to the first
+-- one that should come back short or empty, which must be read to know
+-- the listing ended), at most `limit` of them (nil: no limit); else one.
+function _M.want(p, limit)
+  if p.done or p.ended then return nil end
+  if p.page >= p.max_pages then return stopped(p) end
+  local from = p.page + 1
+  local last = from
+  if p.total and not p.filtered and p.page >= 1 then
+    last = max(from, min(floor(p.total / p.size) + 1, p.max_pages))
+    if limit then last = min(last, p.page + limit) end
   end
-  return p.client:request("GET", p.path, { query = p.query, decode = p.decode })
+  return from, last
 end
 
--- The page size: the one asked for, or a smaller one the server says it
--- used (info: the page's result_info table, or nil). A page shorter than
--- that is the last one.
+--- The request for one page, as client:request_many takes it.
+function _M.call(p, page)
+  local q = {}
+  for k, v in pairs(p.query) do q[k] = v end
+  q.page = page
+  return { "GET", p.path, query = q, decode = p.decode }
+end
+
 --- The page size of an answer: the per_page asked for, or a smaller one
--- the server says it used (result_info.per_page). Shared with the
--- account-wide lister.
+-- the server says it used (result_info.per_page). A page shorter than
+-- that is the last one.
 function _M.page_size(asked, info)
   local said = type(info) == "table" and tonumber(info.per_page)
   if said and said >= 1 and said < asked then return said end
@@ -141,36 +124,33 @@ local function note_total(p, info, size)
   end
 end
 
--- A short or empty page ends the listing: an unfiltered one whose count
--- and total_count disagree is incomplete. Returns the page's new items,
--- or nil when none are left (res after the repeats were dropped).
-local function last_page(p, res)
-  p.done = true
-  if not p.filtered and p.total and p.count ~= p.total then
-    return incomplete(p, format("listing %s ended on page %d with %d "
-      .. "listed, but the server's total_count says %d", p.what, p.page,
-      p.count, p.total))
-  end
-  if #res == 0 then return nil end
-  return res
-end
-
---- Fetches the next page. Returns the page's new items (an array, maybe
--- empty when the page only repeated earlier items), or nil when the
--- listing is complete, or nil, err.
-function _M.next_page(p)
-  if p.done then return nil end
-  if p.page >= p.max_pages then return stopped(p) end
-  local res, meta = fetch(p)
-  if res == nil then return fail(p, meta) end -- a success always has a result (C makes it {})
+--- Applies every check to the next page's answer (got: { result, meta }
+-- or { err }, as request_many gives them), in page order. Returns the
+-- page's new items (an array, maybe empty when the page only repeated
+-- earlier items), or nil, err (the listing ended on an error). A short or
+-- empty page sets p.ended: the listing is over once P.finish agrees. A
+-- page read after it (fetched in the same batch) must be empty.
+function _M.take(p, got)
+  if p.done then return {} end
+  p.page = p.page + 1
+  if got.err then return fail(p, got.err) end
+  local res = got.result or {} -- C makes a success's null result {}
   if type(res) ~= "table" then
     return fail(p, A.err("invalid_response", "listing " .. p.what
       .. ": result is not an array"))
   end
-  local info = type(meta) == "table" and meta.result_info
+  if p.ended then
+    if #res > 0 then
+      return incomplete(p, format("listing %s returned members on page %d "
+        .. "after a short page %d", p.what, p.page, p.ended))
+    end
+    return res
+  end
+  local info = type(got.meta) == "table" and got.meta.result_info
   if type(info) ~= "table" then info = nil end
   local size = _M.page_size(p.per_page, info)
-  local last = #res == 0 or #res < size -- the page as the server sent it
+  p.size = size
+  local last = #res < size -- the page as the server sent it
   note_total(p, info, size)
   -- Items seen on an earlier page (pages shift when the group changes
   -- during the listing) are dropped from the page, in place, by the C id
@@ -181,7 +161,65 @@ function _M.next_page(p)
       .. ": an item has no string id"))
   end
   p.count = p.count + kept
-  if last then return last_page(p, res) end
+  if last then p.ended = p.page end
+  return res
+end
+
+--- Ends a listing whose short page was taken (and the pages fetched with
+-- it): true, or nil, err when an unfiltered listing's count and
+-- total_count disagree (either way: a server that miscounts cannot be
+-- trusted to have listed everything).
+function _M.finish(p)
+  p.done = true
+  if not p.filtered and p.total and p.count ~= p.total then
+    return incomplete(p, format("listing %s ended on page %d with %d "
+      .. "listed, but the server's total_count says %d", p.what, p.ended,
+      p.count, p.total))
+  end
+  return true
+end
+
+-- The answers of the pages from..last into p.ahead, `concurrency` in
+-- flight at once; a batch refused whole gives every page its error.
+local function fetch_ahead(p, from, last)
+  local calls = {}
+  for page = from, last do calls[#calls + 1] = _M.call(p, page) end
+  local out, err = p.client:request_many(calls, { concurrency = p.concurrency })
+  for i = 1, #calls do p.ahead[from + i - 1] = out and out[i] or { err = err } end
+end
+
+--- Fetches the next page. Returns the page's new items (an array, maybe
+-- empty when the page only repeated earlier items), or nil when the
+-- listing is complete, or nil, err. Pages fetched ahead (concurrency > 1)
+-- wait in p.ahead: all of them for collect (which keeps every page
+-- anyway), `concurrency` of them for the iterator; those after the last
+-- page are never read.
+function _M.next_page(p)
+  if p.done then return nil end
+  local got = p.ahead[p.page + 1]
+  if got then
+    p.ahead[p.page + 1] = nil
+  else
+    local from, last = _M.want(p, not p.whole and p.concurrency or nil)
+    if not from then return nil, last end
+    if p.concurrency > 1 and last > from then
+      fetch_ahead(p, from, last)
+      got = p.ahead[from]
+      p.ahead[from] = nil
+    else
+      local res, meta = p.client:request("GET", p.path,
+        { query = _M.call(p, from).query, decode = p.decode })
+      got = res == nil and { err = meta } or { result = res, meta = meta }
+    end
+  end
+  local res, err = _M.take(p, got)
+  if not res then return nil, err end
+  if p.ended then
+    local ok
+    ok, err = _M.finish(p)
+    if not ok then return nil, err end
+    if #res == 0 then return nil end
+  end
   return res
 end
 
