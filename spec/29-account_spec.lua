@@ -645,6 +645,20 @@ groups:
           emu:clear_faults()
         end
       end)
+      it("a page read in the same round after a short one lists members", function()
+        -- Pages 2 and 3 of the account's members go in one batch; page 2
+        -- comes back short, yet page 3 still lists members: the pages
+        -- disagree, so nothing says the listing is whole.
+        local cfg = current({ Ops = { members = { email(4) } } })
+        local short = {}
+        for i = 51, 60 do short[#short + 1] = ids.members[i] end
+        emu:fault{ method = "GET", path = "/accounts/" .. account .. "/members$",
+          query = "[?&]page=2&", times = -1,
+          body = H.page_body(short, { page = 2, per_page = 50, count = 10, total_count = 120 }) }
+        local err = refused(cfg, "incomplete", "listing the members of account "
+          .. account .. " returned members on page 3 after a short page 2")
+        assert.are.equal(3, err.pages)
+      end)
     end)
 
     it("the command refuses a guard with exit 2 and shows why, nothing written", function()
