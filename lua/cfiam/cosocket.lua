@@ -53,6 +53,7 @@ local MAX_HEADER_BYTES = 102400 -- as libcurl's CURL_MAX_HTTP_HEADER
 local READ_PIECE = 65536     -- read size for bodies without a length
 
 local transport = require("cfiam.transport")
+local A = require("cfiam.args") -- raise and call: raises at the user's line
 local setmetatable, pairs = setmetatable, pairs
 
 -- Per-worker counters, for tests and monitoring: connections opened (not
@@ -448,7 +449,7 @@ end
 local function budget_dict(cfg)
   local dict = ngx.shared[cfg.shared_dict]
   if not dict then
-    transport.raise("cfiam: shared_dict '" .. cfg.shared_dict .. "' is not "
+    A.raise("cfiam: shared_dict '" .. cfg.shared_dict .. "' is not "
       .. "declared (add `lua_shared_dict " .. cfg.shared_dict .. " 1m;` to "
       .. "http{})")
   end
@@ -708,7 +709,7 @@ end
 -- @return result, meta | nil, err
 function _M.request(client, method, path, opts)
   -- (through args.call: a raise names the caller's line, not this file)
-  local req, err = require("cfiam.args").call(require("cfiam.core").prepare, client,
+  local req, err = A.call(require("cfiam.core").prepare, client,
     method, path, opts)
   if not req then return nil, err end
   return _M.paced_run(client, req)
@@ -717,7 +718,7 @@ end
 --- client:update_members over cosockets (same arguments and results).
 -- @return members | nil, err
 function _M.update_members(client, account, group, ids, opts)
-  local req, err = require("cfiam.args").call(require("cfiam.core").update_request,
+  local req, err = A.call(require("cfiam.core").update_request,
     client, account, group, ids, opts)
   if not req then return nil, err end
   local members, meta = _M.paced_run(client, req)
@@ -742,7 +743,7 @@ end
 -- @return out | nil, err
 function _M.request_many(client, calls, opts)
   -- a raise (a bad option) names the caller's line, not this file's
-  local reqs, concurrency = require("cfiam.args").call(require("cfiam.core").prepare_many,
+  local reqs, concurrency = A.call(require("cfiam.core").prepare_many,
     client, calls, opts)
   if not reqs then return nil, concurrency end
   local n, out, nexti = #reqs, {}, 0
@@ -765,7 +766,7 @@ function _M.request_many(client, calls, opts)
   end
   for t = 1, #threads do
     local done, e = join(threads[t])
-    if not done then transport.raise(e) end
+    if not done then A.raise(e) end
   end
   return out
 end

@@ -30,10 +30,9 @@ local ngx = ngx -- luacheck: globals ngx
 local type, setmetatable, require = type, setmetatable, require
 local find = string.find
 
--- Raises at the user's line (not inside cfiam): one rule for every helper.
-_M.raise = require("cfiam.args").raise
--- C calls made from here re-raise at the user's line too (args.call).
-local call = require("cfiam.args").call
+-- Raises at the user's line (not inside cfiam), and C calls made from here
+-- re-raise there too: args.raise and args.call, one rule for every helper.
+local raise, call = require("cfiam.args").raise, require("cfiam.args").call
 
 -- Logs msg at ngx.WARN once per worker for each key (the master, where
 -- init_by_lua runs, is another process: its flag is not the workers').
@@ -79,13 +78,13 @@ function _M.use_cosocket(client)
   local can = COSOCKET_PHASES[phase] == true
   if mode == "cosocket" then
     if not can then
-      _M.raise("cfiam: transport \"cosocket\" is not available in the nginx '"
+      raise("cfiam: transport \"cosocket\" is not available in the nginx '"
         .. phase .. "' phase (cosockets work in rewrite, access, content, "
         .. "timer and ssl_cert phases); use transport \"auto\" to fall back "
         .. "to libcurl there")
     end
     if cfg.proxy then
-      _M.raise("cfiam: transport \"cosocket\" does not support the proxy "
+      raise("cfiam: transport \"cosocket\" does not support the proxy "
         .. "option; use transport \"auto\" or \"curl\"")
     end
     return true
