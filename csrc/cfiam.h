@@ -361,8 +361,8 @@ void cfiam_sleep(double seconds);
 
 /* ---- hooks.c ---------------------------------------------------------- */
 
-/* Registers core.prepare, update_request, path, members_path, outcome and
- * failure in the core table at index `core`. */
+/* Registers core.prepare, update_request, path, outcome and failure (and
+ * the other hooks hooks.c lists) in the core table at index `core`. */
 void cfiam_hooks_init(lua_State *L, int core);
 
 /* ---- multi.c ---------------------------------------------------------- */

@@ -5,7 +5,6 @@
  *   prepare(client, method, path [, opts])        request | nil, err
  *   update_request(client, account, group, ids [, opts])  request | nil, err
  *   path(client, kind, account [, group [, member]] [, fname])  path | nil, err
- *   members_path(client, account, group)   path(client, "group_members", ...)
  *   outcome(client, decode, attempt, status, headers, body)
  *   failure(client, kind, message, attempt)
  *   check_open(v)   raises when v is a closed client
@@ -67,12 +66,6 @@ static int hook_path(lua_State *L) {
     cfiam_path_kind kind = (cfiam_path_kind)luaL_checkoption(L, 2, NULL, kinds);
     const char *fname = luaL_optstring(L, 3 + cfiam_path_ids(kind), "path");
     return push_path(L, kind, 3, fname);
-}
-
-/* core.members_path(client, account, group): core.path's group_members,
- * kept under its older name. */
-static int hook_members_path(lua_State *L) {
-    return push_path(L, CFIAM_PATH_GROUP_MEMBERS, 2, "update_members");
 }
 
 static void push_wait(lua_State *L, double wait) {
@@ -170,7 +163,6 @@ void cfiam_hooks_init(lua_State *L, int core) {
         {"prepare", hook_prepare},
         {"update_request", hook_update_request},
         {"path", hook_path},
-        {"members_path", hook_members_path},
         {"outcome", hook_outcome},
         {"failure", hook_failure},
         {"check_open", hook_check_open},

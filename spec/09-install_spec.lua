@@ -208,7 +208,7 @@ describe("loading", function()
     end
     assert.same({ "cfiam._VERSION" }, underscored)
     for _, name in ipairs({ "core.error", "core.idset", "core.client_methods", "core.config",
-                            "core.members_path", "core.prepare", "core.outcome", "core.failure",
+                            "core.path", "core.prepare", "core.outcome", "core.failure",
                             "cfiam.request", "cfiam.update_members", "cfiam.list_members",
                             "client:request", "client:sync_members", "client:close" }) do
       assert.matches("%s" .. name:gsub("%p", "%%%0") .. "%s", " " .. out)

@@ -33,7 +33,6 @@ describe("core.path and core.update_request", function()
       path(client, "group", A:upper(), G:upper()))
     assert.equal(MEMBERS, path(client, "group_members", A, G:upper()))
     assert.equal(MEMBERS .. "/" .. m(3), path(client, "group_member", A, G, m(3):upper()))
-    assert.equal(MEMBERS, core_hooks.members_path(client, A, G))
   end)
 
   it("returns nil, invalid_argument naming the malformed id, quoted and scrubbed", function()

@@ -8,7 +8,6 @@
 --   path(client, kind, account [, group [, member]] [, fname])   path | nil, err
 --       kind: "account_members", "groups", "group", "group_members",
 --       "group_member"; ids checked (32 hex) and written in lower case
---   members_path(client, account, group)   the same as path's "group_members"
 --   prepare(client, method, path, opts)               request | nil, err
 --   update_request(client, account, group, ids [, opts])  request | nil, err
 --       (what client:update_members sends, with its checks and raises)
