@@ -242,6 +242,11 @@ run.dump = function(c, _, a, out)
   local state, err = c:dump_account(a.account, { concurrency = a.concurrency,
     groups = #a.groups > 0 and a.groups or nil })
   if not state then return nil, err end
+  -- A name holding a credential would print redacted: as a key it would
+  -- name no group (or, "[redacted]:", read as a list), so it is keyed by id.
+  for _, g in ipairs(state.groups) do
+    if O.scrubbed(g.key) ~= g.key then g.key = g.id end
+  end
   if a.json then
     local groups = {}
     for _, g in ipairs(state.groups) do

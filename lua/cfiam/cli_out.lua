@@ -141,6 +141,11 @@ local function note_failure(ok, err)
   if not ok and not _M.write_error then _M.write_error = tostring(err) end
 end
 
+--- v as the command would print it: with the credentials redacted.
+function _M.scrubbed(v)
+  return scrub(v)
+end
+
 function _M.write(stream, ...)
   local parts = { ... }
   for i = 1, #parts do parts[i] = tostring(parts[i]) end
